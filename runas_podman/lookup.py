@@ -1,0 +1,40 @@
+"""Look-ups on the local system that the plan needs: users and executables."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+
+from .errors import EXIT_NOT_FOUND, RunasError
+from .plan import ServiceUser, resolve_executable
+
+
+def service_user(name_or_uid: str) -> ServiceUser:
+    try:
+        entry = (
+            pwd.getpwuid(int(name_or_uid)) if name_or_uid.isdigit() else pwd.getpwnam(name_or_uid)
+        )
+    except (KeyError, OverflowError):
+        raise RunasError(
+            f"unknown user '{name_or_uid}': create it first "
+            f"(e.g. useradd --system --create-home {name_or_uid})"
+        ) from None
+    try:
+        group = grp.getgrgid(entry.pw_gid).gr_name
+    except KeyError:
+        group = str(entry.pw_gid)
+    return ServiceUser(entry.pw_name, entry.pw_uid, entry.pw_gid, group, entry.pw_dir)
+
+
+def _is_executable_file(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def executable(name: str, what: str | None = None) -> str:
+    """The absolute path the unit will run, or a 127 error naming what to install."""
+    path = resolve_executable(name, _is_executable_file)
+    if path is None:
+        hint = f"install it (apt-get install {what})" if what else "give an absolute path"
+        raise RunasError(f"{name}: command not found in systemd's search path: {hint}", EXIT_NOT_FOUND)
+    return path

@@ -1,0 +1,214 @@
+"""The pure core: options -> a launch plan -> D-Bus properties or a `systemd-run` command line.
+
+Nothing here touches the system. Every property the plan sets is kept as the same
+`NAME=VALUE` text that `systemd-run -p` takes, and parsed with the same parser as the
+user's own `-p`, so the D-Bus call and the rendered command line cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .errors import UsageError
+from .unitprops import ENV_NAME, UnitProperty, parse_assignment
+
+# systemd's own fixed search path for units (its default PATH), so the caller's
+# $PATH never decides which binary runs in the unit.
+UNIT_SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+UNIT_NAME_PREFIX = "runas-podman-"
+# dbus-daemon's default max_message_unix_fds (kept by Debian's system bus).
+MAX_FDS_PER_MESSAGE = 16
+# Properties the plan derives from -u; setting them with -p would contradict it.
+IDENTITY_PROPERTIES = frozenset({"User", "Group", "DynamicUser"})
+
+
+class Manager(enum.Enum):
+    """Which service manager runs the unit."""
+
+    SYSTEM = "system"  # PID 1, with User=
+    USER = "user"  # the target user's own systemd --user
+
+
+@dataclass(frozen=True)
+class ServiceUser:
+    name: str
+    uid: int
+    gid: int
+    group: str
+    home: str
+
+    @property
+    def runtime_dir(self) -> str:
+        return f"/run/user/{self.uid}"
+
+    @property
+    def user_manager_unit(self) -> str:
+        return f"user@{self.uid}.service"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One `NAME=VALUE` as systemd-run -p takes it, and the D-Bus properties it sets."""
+
+    text: str
+    properties: tuple[UnitProperty, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Assignment:
+        return cls(text, tuple(parse_assignment(text)))
+
+    @property
+    def name(self) -> str:
+        return self.text.partition("=")[0]
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    unit: str
+    manager: Manager
+    user: ServiceUser
+    argv: tuple[str, ...]  # argv[0] is an absolute path
+    description: str
+    assignments: tuple[Assignment, ...]
+    environment: tuple[tuple[str, str], ...] = ()
+    # Keep the unit tied to the client's life (see launcher.Lifeline); not expressible
+    # as a systemd-run option, so the rendering leaves it out.
+    lifeline: bool = True
+
+    def unit_properties(self) -> list[UnitProperty]:
+        """All D-Bus properties except those holding fds, which the launcher adds per call."""
+        properties = [
+            UnitProperty("Description", "s", self.description),
+            UnitProperty("AddRef", "b", True),
+            UnitProperty("CollectMode", "s", "inactive-or-failed"),
+        ]
+        for assignment in self.assignments:
+            properties.extend(assignment.properties)
+        if self.environment:
+            properties.append(
+                UnitProperty("Environment", "as", [f"{k}={v}" for k, v in self.environment])
+            )
+        # ExecStartEx with no-env-expand: arguments reach the command verbatim ($$, $HOME).
+        properties.append(
+            UnitProperty("ExecStartEx", "a(sasas)", [[self.argv[0], list(self.argv), ["no-env-expand"]]])
+        )
+        return properties
+
+    def systemd_run_argv(self) -> list[str]:
+        """The systemd-run invocation that launches the same unit."""
+        argv = ["systemd-run"]
+        if self.manager is Manager.USER:
+            argv += [f"--machine={self.user.name}@", "--user"]
+        argv += [
+            f"--unit={self.unit}",
+            f"--description={self.description}",
+            "--wait", "--pipe", "--quiet", "--collect", "--expand-environment=no",
+        ]  # fmt: skip
+        argv += [f"--property={assignment.text}" for assignment in self.assignments]
+        argv += [f"--setenv={name}={value}" for name, value in self.environment]
+        argv += ["--", *self.argv]
+        return argv
+
+    def systemd_run_command(self) -> str:
+        return shlex.join(self.systemd_run_argv())
+
+
+# --- building ---------------------------------------------------------------
+
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+")
+
+
+def service_unit_name(requested: str | None, random_token: Callable[[], str]) -> str:
+    """`--unit` validated (`.service` appended if no suffix), or a fresh random name."""
+    if requested is None:
+        return f"{UNIT_NAME_PREFIX}{random_token()}.service"
+    name = requested if "." in requested else f"{requested}.service"
+    stem, _, suffix = name.rpartition(".")
+    if suffix != "service":
+        raise UsageError(f"--unit '{requested}' must be a .service unit (or have no suffix)")
+    if not stem or not _UNIT_NAME.fullmatch(stem) or len(name) > 255:
+        raise UsageError(
+            f"--unit '{requested}' is not a valid unit name "
+            "(letters, digits and :-_.\\@ only, at most 255 characters)"
+        )
+    return name
+
+
+def lifeline_scope_name(unit: str) -> str:
+    return unit.removesuffix(".service") + "-client.scope"
+
+
+def parse_setenv(items: Sequence[str], caller_env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """`--setenv NAME=VALUE`, or `--setenv NAME` to pass the caller's value (as systemd-run)."""
+    result: list[tuple[str, str]] = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not ENV_NAME.fullmatch(name):
+            raise UsageError(f"--setenv '{item}': '{name}' is not a valid variable name")
+        if not sep:
+            if name not in caller_env:
+                raise UsageError(f"--setenv {name}: the variable is not set in your environment")
+            value = caller_env[name]
+        result.append((name, value))
+    return tuple(result)
+
+
+def parse_assignments(texts: Sequence[str]) -> tuple[Assignment, ...]:
+    assignments = tuple(Assignment.parse(text) for text in texts)
+    for assignment in assignments:
+        if assignment.name in IDENTITY_PROPERTIES:
+            raise UsageError(
+                f"-p {assignment.text}: the unit's identity comes from -u USER, not -p"
+            )
+    return assignments
+
+
+def resolve_executable(
+    name: str, is_executable: Callable[[str], bool], search_path: Sequence[str] = UNIT_SEARCH_PATH
+) -> str | None:
+    """An absolute path for `name` (searched in systemd's fixed path), or None."""
+    if "/" in name:
+        return name if name.startswith("/") and is_executable(name) else None
+    for directory in search_path:
+        candidate = f"{directory}/{name}"
+        if is_executable(candidate):
+            return candidate
+    return None
+
+
+def build_service_plan(
+    *,
+    user: ServiceUser,
+    argv: Sequence[str],
+    manager: Manager,
+    unit: str,
+    assignments: Sequence[Assignment] = (),
+    environment: Sequence[tuple[str, str]] = (),
+    description: str | None = None,
+) -> LaunchPlan:
+    """The plan that runs `argv` (argv[0] absolute) as `user` on the chosen manager."""
+    if not argv or not argv[0].startswith("/"):
+        raise ValueError("argv[0] must be an absolute path")
+    fixed: list[str] = []
+    if manager is Manager.SYSTEM:
+        fixed += [
+            f"User={user.name}",
+            f"Group={user.group}",
+            f"Requires={user.user_manager_unit}",
+            f"After={user.user_manager_unit}",
+        ]
+    fixed.append("Type=exec")
+    env = [("XDG_RUNTIME_DIR", user.runtime_dir)] if manager is Manager.SYSTEM else []
+    return LaunchPlan(
+        unit=unit,
+        manager=manager,
+        user=user,
+        argv=tuple(argv),
+        description=description or f"runas-podman: {shlex.join(argv)}"[:200],
+        assignments=(*(Assignment.parse(text) for text in fixed), *assignments),
+        environment=(*env, *environment),
+    )

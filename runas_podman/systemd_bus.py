@@ -1,0 +1,244 @@
+"""systemd's D-Bus API through dbus-next's low-level interface.
+
+Facts this layer is built on (docs/testbed.md): fds travel only on a connection made
+with negotiate_unix_fd=True; signals arrive only after both Manager.Subscribe() and a
+bus AddMatch rule; JobRemoved can arrive before StartTransientUnit's reply, so every
+one seen is kept; dbus-next has no per-call timeout, so each call is bounded here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dbus_next import Message, MessageType, Variant
+from dbus_next.aio import MessageBus
+from dbus_next.constants import BusType, MessageFlag
+
+from .errors import RunasError
+from .unitprops import UnitProperty
+
+SYSTEMD = "org.freedesktop.systemd1"
+MANAGER_PATH = "/org/freedesktop/systemd1"
+MANAGER = "org.freedesktop.systemd1.Manager"
+UNIT = "org.freedesktop.systemd1.Unit"
+SERVICE = "org.freedesktop.systemd1.Service"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+CALL_TIMEOUT = 30.0
+
+
+class BusCallError(Exception):
+    """An error reply: its D-Bus error name and message."""
+
+    def __init__(self, name: str, text: str) -> None:
+        super().__init__(f"{name}: {text}")
+        self.name = name
+        self.text = text
+
+
+def unit_object_path(unit: str) -> str:
+    """systemd's object path for a unit name (sd_bus_path_encode's escaping)."""
+    escaped = "".join(
+        char if char.isascii() and (char.isalnum()) and not (i == 0 and char.isdigit())
+        else f"_{ord(char):02x}"
+        for i, char in enumerate(unit)
+    )  # fmt: skip
+    return f"{MANAGER_PATH}/unit/{escaped}"
+
+
+@dataclass
+class FdProperty:
+    """A property whose value is an fd (signature 'h'), sent as an index into the message's fds."""
+
+    name: str
+    fd: int
+
+
+@dataclass
+class JobResult:
+    job: str
+    unit: str
+    result: str
+
+
+SignalHandler = Callable[[Message], None]
+
+
+class SystemdBus:
+    """A connection to one service manager (system bus, or a user's bus)."""
+
+    def __init__(self, bus: MessageBus, description: str) -> None:
+        self.bus = bus
+        self.description = description
+        self.jobs_done: dict[str, JobResult] = {}
+        self._job_waiters: dict[str, asyncio.Future[JobResult]] = {}
+        self._unit_watchers: dict[str, asyncio.Event] = {}
+        bus.add_message_handler(self._on_message)
+
+    @classmethod
+    async def connect_system(cls) -> SystemdBus:
+        address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/run/dbus/system_bus_socket")
+        return await cls.connect(address, BusType.SYSTEM, "the system bus")
+
+    @classmethod
+    async def connect(cls, address: str, bus_type: BusType, description: str) -> SystemdBus:
+        try:
+            bus = await asyncio.wait_for(
+                MessageBus(bus_address=address, bus_type=bus_type, negotiate_unix_fd=True).connect(),
+                CALL_TIMEOUT,
+            )
+        except (OSError, EOFError, asyncio.TimeoutError) as error:
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            raise RunasError(
+                f"cannot connect to {description} ({address}): {reason}; "
+                "is dbus running? (systemctl status dbus.socket)"
+            ) from None
+        return cls(bus, description)
+
+    def disconnect(self) -> None:
+        self.bus.disconnect()
+
+    # --- calls ----------------------------------------------------------------
+
+    async def call(
+        self,
+        member: str,
+        signature: str = "",
+        body: Sequence[Any] = (),
+        *,
+        path: str = MANAGER_PATH,
+        interface: str = MANAGER,
+        destination: str = SYSTEMD,
+        unix_fds: Sequence[int] = (),
+        interactive: bool = False,
+    ) -> list[Any]:
+        message = Message(
+            destination=destination,
+            path=path,
+            interface=interface,
+            member=member,
+            signature=signature,
+            body=list(body),
+            unix_fds=list(unix_fds),
+            flags=MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION if interactive else MessageFlag.NONE,
+        )
+        try:
+            # Interactive authorization may wait for a human at a polkit agent.
+            timeout = None if interactive else CALL_TIMEOUT
+            reply = await asyncio.wait_for(self.bus.call(message), timeout)
+        except asyncio.TimeoutError:
+            raise RunasError(f"{self.description} did not answer {member} in time") from None
+        except (OSError, EOFError):
+            raise RunasError(f"lost the connection to {self.description} during {member}") from None
+        assert reply is not None
+        if reply.message_type == MessageType.ERROR:
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+            raise BusCallError(reply.error_name or "unknown", text)
+        return list(reply.body)
+
+    async def add_match(self, rule: str) -> None:
+        await self.call(
+            "AddMatch", "s", [rule], path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus", destination="org.freedesktop.DBus",
+        )  # fmt: skip
+
+    async def get_properties(self, path: str, interface: str) -> dict[str, Any]:
+        (values,) = await self.call("GetAll", "s", [interface], path=path, interface=PROPERTIES)
+        return {name: variant.value for name, variant in values.items()}
+
+    async def get_property(self, path: str, interface: str, name: str) -> Any:
+        (variant,) = await self.call("Get", "ss", [interface, name], path=path, interface=PROPERTIES)
+        return variant.value
+
+    async def manager_version(self) -> str:
+        return str(await self.get_property(MANAGER_PATH, MANAGER, "Version"))
+
+    # --- signals --------------------------------------------------------------
+
+    async def watch_jobs(self) -> None:
+        """Receive JobRemoved: subscribe and add the match rule (both are needed)."""
+        await self.add_match(
+            f"type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',"
+            f"interface='{MANAGER}',member='JobRemoved'"
+        )
+        await self.call("Subscribe")
+
+    async def watch_unit(self, unit: str) -> asyncio.Event:
+        """An event set whenever the unit's properties change (re-read them then)."""
+        path = unit_object_path(unit)
+        event = self._unit_watchers.setdefault(path, asyncio.Event())
+        await self.add_match(
+            f"type='signal',sender='{SYSTEMD}',path='{path}',"
+            f"interface='{PROPERTIES}',member='PropertiesChanged'"
+        )
+        return event
+
+    def _on_message(self, message: Message) -> bool:
+        if message.message_type != MessageType.SIGNAL:
+            return False
+        if message.member == "JobRemoved" and message.interface == MANAGER:
+            _id, job, unit, result = message.body
+            done = JobResult(job, unit, result)
+            self.jobs_done[job] = done
+            waiter = self._job_waiters.pop(job, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(done)
+        elif message.member == "PropertiesChanged" and message.path in self._unit_watchers:
+            self._unit_watchers[message.path].set()
+        return False
+
+    async def wait_job(self, job: str) -> JobResult:
+        if job in self.jobs_done:
+            return self.jobs_done[job]
+        waiter: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        self._job_waiters[job] = waiter
+        return await waiter
+
+    # --- units ----------------------------------------------------------------
+
+    async def start_transient_unit(
+        self,
+        name: str,
+        properties: Sequence[UnitProperty],
+        fd_properties: Sequence[FdProperty] = (),
+        extra_fds: Sequence[tuple[int, str]] = (),
+        *,
+        interactive: bool = False,
+    ) -> str:
+        """StartTransientUnit(name, "fail", ...): returns the job path.
+
+        The property list is built afresh here for every call, with fds as indices
+        into this message's fd array.
+        """
+        fds: list[int] = []
+
+        def index_of(fd: int) -> int:
+            fds.append(fd)
+            return len(fds) - 1
+
+        body_properties: list[list[Any]] = [
+            [prop.name, Variant(prop.signature, prop.value)] for prop in properties
+        ]
+        for fd_prop in fd_properties:
+            body_properties.append([fd_prop.name, Variant("h", index_of(fd_prop.fd))])
+        if extra_fds:
+            entries = [[index_of(fd), fd_name] for fd, fd_name in extra_fds]
+            body_properties.append(["ExtraFileDescriptors", Variant("a(hs)", entries)])
+        (job,) = await self.call(
+            "StartTransientUnit",
+            "ssa(sv)a(sa(sv))",
+            [name, "fail", body_properties, []],
+            unix_fds=fds,
+            interactive=interactive,
+        )
+        return str(job)
+
+    async def unit_state(self, unit: str) -> str:
+        return str(await self.get_property(unit_object_path(unit), UNIT, "ActiveState"))
+
+    async def stop_unit(self, unit: str) -> str:
+        (job,) = await self.call("StopUnit", "ss", [unit, "replace"])
+        return str(job)

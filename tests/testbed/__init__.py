@@ -1,0 +1,1 @@
+"""The real systemd + podman testbed (see testbed.py and docs/testbed.md)."""
