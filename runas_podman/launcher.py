@@ -58,6 +58,7 @@ class Lifeline:
     def __init__(self, unit: str) -> None:
         self.scope = lifeline_scope_name(unit)
         self.pid = _spawn_sentinel()
+        self.started = False  # only a scope this client started is ours to stop
 
     def properties(self) -> list[UnitProperty]:
         return [
@@ -141,7 +142,10 @@ async def run_plan(
         changed = await bus.watch_unit(plan.unit)
         properties = plan.unit_properties()
         if lifeline is not None:
-            await _start(bus, lifeline.scope, lifeline.properties(), interactive=interactive)
+            await _start(
+                bus, lifeline.scope, lifeline.properties(), interactive=interactive, for_unit=plan.unit
+            )
+            lifeline.started = True
             properties += [
                 UnitProperty("BindsTo", "as", [lifeline.scope]),
                 UnitProperty("After", "as", [lifeline.scope]),
@@ -183,13 +187,15 @@ async def _start(
     extra_fds: Sequence[tuple[int, str]] = (),
     *,
     interactive: bool,
+    for_unit: str | None = None,
 ) -> str:
+    """Start one transient unit; errors name `for_unit` (the service a helper unit serves)."""
     try:
         return await bus.start_transient_unit(
             unit, properties, fd_properties, extra_fds, interactive=interactive
         )
     except BusCallError as error:
-        raise _start_error(error, unit, bus.description) from None
+        raise _start_error(error, for_unit or unit, bus.description) from None
 
 
 def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
@@ -259,6 +265,8 @@ async def _stop_and_wait(bus: SystemdBus, unit: str, changed: asyncio.Event) -> 
 async def _stop_lifeline(bus: SystemdBus, lifeline: Lifeline) -> None:
     """Stop the scope (which kills the sentinel) and wait, so nothing is left behind."""
     try:
+        if not lifeline.started:
+            return
         job = await bus.stop_unit(lifeline.scope)
         await asyncio.wait_for(bus.wait_job(job), 10)
     except (BusCallError, RunasError, asyncio.TimeoutError):

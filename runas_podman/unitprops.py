@@ -344,8 +344,8 @@ def _signal(name: str, value: str) -> list[UnitProperty]:
             raise PropertyValueError(f"'{value}' is not a signal number")
         return [UnitProperty(name, "i", number)]
     try:
-        return [UnitProperty(name, "i", int(signal.Signals("SIG" + text.removeprefix("SIG"))))]
-    except ValueError:
+        return [UnitProperty(name, "i", int(signal.Signals["SIG" + text.removeprefix("SIG")]))]
+    except KeyError:
         raise PropertyValueError(f"'{value}' is not a signal name (e.g. SIGTERM)") from None
 
 

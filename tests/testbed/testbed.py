@@ -87,6 +87,8 @@ def unavailable_reason() -> str | None:
 
 @dataclass
 class Testbed:
+    __test__ = False  # not a pytest test class, despite the name
+
     cache: Path = CACHE
     repo: Path = REPO
 

@@ -1,0 +1,70 @@
+"""Shared fixtures: the real systemd + podman testbed for integration tests.
+
+Outside CI, a machine that cannot run the testbed skips integration tests with the
+reason. Under CI=true that is a failure: integration tests must run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.testbed.testbed import Testbed, TestbedError, unavailable_reason
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in item.nodeid:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and item.get_closest_marker("integration"):
+        report.outcome = "failed"
+        report.longrepr = f"integration test skipped under CI=true: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Iterator[Testbed]:
+    reason = unavailable_reason()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"the testbed cannot run here, and CI needs it: {reason}")
+        pytest.skip(f"testbed unavailable: {reason}")
+    bed = Testbed()
+    try:
+        booted = bed.up()
+        if not booted:
+            bed.install_project()
+    except TestbedError as error:
+        pytest.fail(f"testbed: {error}")
+    yield bed
+    if booted and os.environ.get("RUNAS_PODMAN_TESTBED_KEEP") != "1":
+        bed.down()
+
+
+def leftover_units(bed: Testbed) -> list[str]:
+    result = bed.run(
+        ["systemctl", "list-units", "--all", "--plain", "--no-legend", "runas-podman-*", "rp-*"]
+    )
+    return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def tb(testbed: Testbed) -> Iterator[Testbed]:
+    """The testbed, checked after the test: no transient unit of ours is left behind."""
+    yield testbed
+    deadline = time.monotonic() + 5
+    left = leftover_units(testbed)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = leftover_units(testbed)
+    assert left == [], f"units left behind: {left}"

@@ -1,0 +1,171 @@
+"""The pure plan builder and its systemd-run rendering."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runas_podman.errors import UsageError
+from runas_podman.plan import (
+    Assignment,
+    Manager,
+    ServiceUser,
+    build_service_plan,
+    lifeline_scope_name,
+    parse_assignments,
+    parse_setenv,
+    resolve_executable,
+    service_unit_name,
+)
+from runas_podman.systemd_bus import unit_object_path
+from runas_podman.unitprops import UnitProperty
+
+TEST_USER = ServiceUser(name="test", uid=1000, gid=1000, group="test", home="/home/test")
+
+
+def system_plan(**overrides: object):  # type: ignore[no-untyped-def]
+    arguments: dict[str, object] = {
+        "user": TEST_USER,
+        "argv": ["/usr/bin/podman", "run", "--rm", "localhost/busybox", "echo", "hello"],
+        "manager": Manager.SYSTEM,
+        "unit": "runas-podman-0123456789ab.service",
+    }
+    arguments.update(overrides)
+    return build_service_plan(**arguments)  # type: ignore[arg-type]
+
+
+def test_system_plan_properties() -> None:
+    properties = {p.name: p for p in system_plan().unit_properties() if p.name != "After"}
+    assert properties["User"] == UnitProperty("User", "s", "test")
+    assert properties["Group"] == UnitProperty("Group", "s", "test")
+    assert properties["Requires"].value == ["user@1000.service"]
+    assert properties["Type"].value == "exec"
+    assert properties["CollectMode"].value == "inactive-or-failed"
+    assert properties["AddRef"].value is True
+    assert properties["Environment"].value == ["XDG_RUNTIME_DIR=/run/user/1000"]
+    assert properties["ExecStartEx"] == UnitProperty(
+        "ExecStartEx",
+        "a(sasas)",
+        [["/usr/bin/podman",
+          ["/usr/bin/podman", "run", "--rm", "localhost/busybox", "echo", "hello"],
+          ["no-env-expand"]]],
+    )  # fmt: skip
+    after = [p for p in system_plan().unit_properties() if p.name == "After"]
+    assert after == [UnitProperty("After", "as", ["user@1000.service"])]
+
+
+def test_user_properties_come_after_the_plans_own() -> None:
+    plan = system_plan(assignments=parse_assignments(["Type=oneshot", "MemoryMax=1G"]))
+    types = [p.value for p in plan.unit_properties() if p.name == "Type"]
+    assert types == ["exec", "oneshot"]  # systemd applies them in order: the user's wins
+
+
+def test_systemd_run_rendering_is_exact() -> None:
+    plan = system_plan(
+        assignments=parse_assignments(["MemoryMax=1G"]),
+        environment=[("FOO", "a b")],
+        description="demo",
+    )
+    assert plan.systemd_run_argv() == [
+        "systemd-run",
+        "--unit=runas-podman-0123456789ab.service",
+        "--description=demo",
+        "--wait", "--pipe", "--quiet", "--collect", "--expand-environment=no",
+        "--property=User=test",
+        "--property=Group=test",
+        "--property=Requires=user@1000.service",
+        "--property=After=user@1000.service",
+        "--property=Type=exec",
+        "--property=MemoryMax=1G",
+        "--setenv=XDG_RUNTIME_DIR=/run/user/1000",
+        "--setenv=FOO=a b",
+        "--",
+        "/usr/bin/podman", "run", "--rm", "localhost/busybox", "echo", "hello",
+    ]  # fmt: skip
+    assert shlex.split(plan.systemd_run_command()) == plan.systemd_run_argv()
+
+
+def test_user_manager_rendering() -> None:
+    plan = system_plan(manager=Manager.USER)
+    argv = plan.systemd_run_argv()
+    assert argv[1:3] == ["--machine=test@", "--user"]
+    assert not any(a.startswith("--property=User=") for a in argv)
+    names = {p.name for p in plan.unit_properties()}
+    assert "User" not in names and "Requires" not in names
+
+
+@given(st.lists(st.text(min_size=1, max_size=15), min_size=1, max_size=5))
+def test_rendering_keeps_any_argument_verbatim(arguments: list[str]) -> None:
+    plan = system_plan(argv=["/bin/echo", *arguments])
+    rendered = shlex.split(plan.systemd_run_command())
+    assert rendered[rendered.index("--") + 1 :] == ["/bin/echo", *arguments]
+
+
+def test_identity_cannot_be_set_with_p() -> None:
+    with pytest.raises(UsageError, match="identity comes from -u"):
+        parse_assignments(["User=root"])
+
+
+def test_assignment_keeps_its_text() -> None:
+    assignment = Assignment.parse("Environment=A=1")
+    assert assignment.text == "Environment=A=1" and assignment.name == "Environment"
+
+
+def test_random_unit_name() -> None:
+    assert service_unit_name(None, lambda: "abc123") == "runas-podman-abc123.service"
+
+
+@pytest.mark.parametrize(
+    ("requested", "name"), [("web", "web.service"), ("a-b@c.service", "a-b@c.service")]
+)
+def test_requested_unit_name(requested: str, name: str) -> None:
+    assert service_unit_name(requested, lambda: "unused") == name
+
+
+@pytest.mark.parametrize("requested", ["web.scope", "bad/name", "sp ace", ".service", "x" * 300])
+def test_bad_unit_names(requested: str) -> None:
+    with pytest.raises(UsageError, match="--unit"):
+        service_unit_name(requested, lambda: "unused")
+
+
+def test_lifeline_scope_name() -> None:
+    assert lifeline_scope_name("runas-podman-ab.service") == "runas-podman-ab-client.scope"
+
+
+def test_setenv() -> None:
+    assert parse_setenv(["A=1", "B", "C="], {"B": "from caller"}) == (
+        ("A", "1"), ("B", "from caller"), ("C", ""),
+    )  # fmt: skip
+    with pytest.raises(UsageError, match="not set in your environment"):
+        parse_setenv(["MISSING"], {})
+    with pytest.raises(UsageError, match="not a valid variable name"):
+        parse_setenv(["1X=2"], {})
+
+
+def test_resolve_executable_uses_the_fixed_search_path() -> None:
+    present = {"/usr/bin/podman", "/opt/x"}
+    assert resolve_executable("podman", present.__contains__) == "/usr/bin/podman"
+    assert resolve_executable("/opt/x", present.__contains__) == "/opt/x"
+    assert resolve_executable("missing", present.__contains__) is None
+    assert resolve_executable("./podman", present.__contains__) is None
+
+
+@pytest.mark.parametrize(
+    ("unit", "path"),
+    [
+        ("runas-podman-ab.service", "runas_2dpodman_2dab_2eservice"),
+        ("user@1000.service", "user_401000_2eservice"),
+        ("1x.service", "_31x_2eservice"),
+    ],
+)
+def test_unit_object_path(unit: str, path: str) -> None:
+    assert unit_object_path(unit) == f"/org/freedesktop/systemd1/unit/{path}"
+
+
+@given(st.text(min_size=1, max_size=30))
+def test_unit_object_path_is_a_valid_object_path(unit: str) -> None:
+    assert re.fullmatch(r"(/[A-Za-z0-9_]+)+", unit_object_path(unit))
