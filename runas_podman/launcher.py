@@ -9,6 +9,7 @@ the scope empties, stops, and systemd stops the service with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import signal
@@ -68,14 +69,10 @@ class Lifeline:
         ]
 
     def reap(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
 
 
 def _spawn_sentinel() -> int:
@@ -120,7 +117,9 @@ def check_fd_count(extra_fds: Sequence[tuple[int, str]]) -> None:
         try:
             stat.S_IFMT(os.fstat(fd).st_mode)
         except OSError:
-            raise RunasError(f"fd {fd} is not open in this process: open it (e.g. 3<file)") from None
+            raise RunasError(
+                f"fd {fd} is not open in this process: open it (e.g. 3<file)"
+            ) from None
 
 
 async def run_plan(
@@ -143,7 +142,11 @@ async def run_plan(
         properties = plan.unit_properties()
         if lifeline is not None:
             await _start(
-                bus, lifeline.scope, lifeline.properties(), interactive=interactive, for_unit=plan.unit
+                bus,
+                lifeline.scope,
+                lifeline.properties(),
+                interactive=interactive,
+                for_unit=plan.unit,
             )
             lifeline.started = True
             properties += [
@@ -214,7 +217,9 @@ def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
     return RunasError(f"systemd refused to start {unit}: {error.text or error.name}")
 
 
-async def _wait_for_unit(bus: SystemdBus, plan: LaunchPlan, job: str, changed: asyncio.Event) -> int:
+async def _wait_for_unit(
+    bus: SystemdBus, plan: LaunchPlan, job: str, changed: asyncio.Event
+) -> int:
     done = await bus.wait_job(job)
     if done.result != "done":
         await _raise_start_failure(bus, plan, done.result)
@@ -269,7 +274,7 @@ async def _stop_lifeline(bus: SystemdBus, lifeline: Lifeline) -> None:
             return
         job = await bus.stop_unit(lifeline.scope)
         await asyncio.wait_for(bus.wait_job(job), 10)
-    except (BusCallError, RunasError, asyncio.TimeoutError):
+    except (TimeoutError, BusCallError, RunasError):
         pass
     finally:
         lifeline.reap()

@@ -36,5 +36,7 @@ def executable(name: str, what: str | None = None) -> str:
     path = resolve_executable(name, _is_executable_file)
     if path is None:
         hint = f"install it (apt-get install {what})" if what else "give an absolute path"
-        raise RunasError(f"{name}: command not found in systemd's search path: {hint}", EXIT_NOT_FOUND)
+        raise RunasError(
+            f"{name}: command not found in systemd's search path: {hint}", EXIT_NOT_FOUND
+        )
     return path

@@ -94,7 +94,9 @@ class LaunchPlan:
             )
         # ExecStartEx with no-env-expand: arguments reach the command verbatim ($$, $HOME).
         properties.append(
-            UnitProperty("ExecStartEx", "a(sasas)", [[self.argv[0], list(self.argv), ["no-env-expand"]]])
+            UnitProperty(
+                "ExecStartEx", "a(sasas)", [[self.argv[0], list(self.argv), ["no-env-expand"]]]
+            )
         )
         return properties
 

@@ -87,10 +87,12 @@ class SystemdBus:
     async def connect(cls, address: str, bus_type: BusType, description: str) -> SystemdBus:
         try:
             bus = await asyncio.wait_for(
-                MessageBus(bus_address=address, bus_type=bus_type, negotiate_unix_fd=True).connect(),
+                MessageBus(
+                    bus_address=address, bus_type=bus_type, negotiate_unix_fd=True
+                ).connect(),
                 CALL_TIMEOUT,
             )
-        except (OSError, EOFError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError, EOFError) as error:
             reason = getattr(error, "strerror", None) or type(error).__name__
             raise RunasError(
                 f"cannot connect to {description} ({address}): {reason}; "
@@ -129,7 +131,7 @@ class SystemdBus:
             # Interactive authorization may wait for a human at a polkit agent.
             timeout = None if interactive else CALL_TIMEOUT
             reply = await asyncio.wait_for(self.bus.call(message), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RunasError(f"{self.description} did not answer {member} in time") from None
         except (OSError, EOFError):
             raise RunasError(f"lost the connection to {self.description} during {member}") from None
@@ -150,7 +152,9 @@ class SystemdBus:
         return {name: variant.value for name, variant in values.items()}
 
     async def get_property(self, path: str, interface: str, name: str) -> Any:
-        (variant,) = await self.call("Get", "ss", [interface, name], path=path, interface=PROPERTIES)
+        (variant,) = await self.call(
+            "Get", "ss", [interface, name], path=path, interface=PROPERTIES
+        )
         return variant.value
 
     async def manager_version(self) -> str:

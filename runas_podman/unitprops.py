@@ -424,7 +424,9 @@ HANDLERS: dict[str, Handler] = {
     "KillSignal": _signal,
     "FinalKillSignal": _signal,
     "WorkingDirectory": _working_directory,
-    "Type": _choice("simple", "exec", "forking", "oneshot", "dbus", "notify", "notify-reload", "idle"),
+    "Type": _choice(
+        "simple", "exec", "forking", "oneshot", "dbus", "notify", "notify-reload", "idle"
+    ),
     "KillMode": _choice("control-group", "mixed", "process", "none"),
     "CollectMode": _choice("inactive", "inactive-or-failed"),
     "ProtectSystem": _choice("yes", "no", "true", "false", "full", "strict"),

@@ -137,7 +137,8 @@ def test_sigkilled_client_leaves_no_unit_running(tb: Testbed) -> None:
         "runas-podman exec -u test --unit rp-orphan -- sleep 300 & client=$!; "
         "until systemctl -q is-active rp-orphan.service; do sleep 0.05; done; "
         "kill -KILL $client; wait $client; echo status=$?; "
-        "for i in $(seq 100); do [ $(systemctl is-active rp-orphan.service) = inactive ] && break; sleep 0.1; done; "
+        "for i in $(seq 100); do [ $(systemctl is-active rp-orphan.service) = inactive ] && break; "
+        "sleep 0.1; done; "
         "systemctl is-active rp-orphan.service; pgrep -u test -x sleep || echo no-sleep-left",
     )
     assert result.stdout.split() == ["status=137", "inactive", "no-sleep-left"], result.stderr
@@ -152,7 +153,8 @@ def test_sigkilled_client_stops_a_running_container(tb: Testbed) -> None:
         "--network=none --name rp-ctr localhost/busybox sh -c 'echo ready; exec sleep 300' "
         ">$out & client=$!; until grep -q ready $out; do sleep 0.05; done; "
         "kill -KILL $client; wait $client; echo status=$?; "
-        "for i in $(seq 100); do [ $(systemctl is-active rp-ctr.service) = inactive ] && break; sleep 0.1; done; "
+        "for i in $(seq 100); do [ $(systemctl is-active rp-ctr.service) = inactive ] && break; "
+        "sleep 0.1; done; "
         "systemctl is-active rp-ctr.service; "
         "runuser -u test -- env XDG_RUNTIME_DIR=/run/user/1000 PODMAN_IGNORE_CGROUPSV1_WARNING=1 "
         "podman ps -q --filter name=rp-ctr | wc -l; rm -f $out",
@@ -216,10 +218,10 @@ def test_error_unit_name_taken(tb: Testbed) -> None:
 def test_error_user_manager_fails_to_start(tb: Testbed) -> None:
     setup = (
         "useradd --create-home rpbroken; uid=$(id -u rpbroken); "
-        "mkdir -p /run/systemd/system/user@$uid.service.d; "
-        "printf '[Service]\\nExecStartPre=/bin/false\\n' > /run/systemd/system/user@$uid.service.d/fail.conf; "
+        "dropins=/run/systemd/system/user@$uid.service.d; mkdir -p $dropins; "
+        "printf '[Service]\\nExecStartPre=/bin/false\\n' > $dropins/fail.conf; "
         "systemctl daemon-reload"
-    )  # fmt: skip
+    )
     cleanup = (
         "uid=$(id -u rpbroken); rm -rf /run/systemd/system/user@$uid.service.d; "
         "systemctl daemon-reload; systemctl reset-failed user@$uid.service; userdel -r rpbroken"

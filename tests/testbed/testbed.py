@@ -131,14 +131,19 @@ class Testbed:
         log(f"debootstrap {suite} into {staging} (about 90 s)")
         self._check(
             [
-                "debootstrap", "--variant=minbase",
+                "debootstrap",
+                "--variant=minbase",
                 "--include=" + ",".join(recipe_packages()),
-                suite, str(staging), host_mirror(),
-            ],  # fmt: skip
+                suite,
+                str(staging),
+                host_mirror(),
+            ],
             "debootstrap failed",
         )
         self._build_wheelhouse(staging)
-        (staging / ".testbed-built").write_text(f"{recipe_hash()} {time.monotonic() - started:.0f}s\n")
+        (staging / ".testbed-built").write_text(
+            f"{recipe_hash()} {time.monotonic() - started:.0f}s\n"
+        )
         staging.rename(self.tree)
         log(f"built {self.tree} in {time.monotonic() - started:.0f} s")
 
@@ -156,12 +161,29 @@ class Testbed:
         abi = "cp" + version.replace(".", "")
         self._check(
             [
-                sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheelhouse),
-                "--only-binary=:all:", "--python-version", version, "--implementation", "cp",
-                "--abi", abi, "--platform", "manylinux_2_17_x86_64",
-                "--platform", "manylinux2014_x86_64", "--platform", "any",
-                "-r", str(RECIPE / "requirements.txt"),
-            ],  # fmt: skip
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--dest",
+                str(wheelhouse),
+                "--only-binary=:all:",
+                "--python-version",
+                version,
+                "--implementation",
+                "cp",
+                "--abi",
+                abi,
+                "--platform",
+                "manylinux_2_17_x86_64",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--platform",
+                "any",
+                "-r",
+                str(RECIPE / "requirements.txt"),
+            ],
             "pip download of the testbed's wheels failed",
         )
 
@@ -191,7 +213,9 @@ class Testbed:
 
     def is_up(self) -> bool:
         state = self.state()
-        return bool(state and state.get("tree") == str(self.tree) and state.get("src") == str(self.repo))
+        return bool(
+            state and state.get("tree") == str(self.tree) and state.get("src") == str(self.repo)
+        )
 
     def up(self) -> bool:
         """Build and boot if needed; returns True if this call booted it."""
@@ -224,7 +248,9 @@ class Testbed:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and init_pid is None:
             if nspawn.poll() is not None:
-                raise TestbedError(f"systemd-nspawn exited ({nspawn.returncode}): see {self.boot_log}")
+                raise TestbedError(
+                    f"systemd-nspawn exited ({nspawn.returncode}): see {self.boot_log}"
+                )
             init_pid = _child_named(nspawn.pid, "systemd")
             time.sleep(0.1)
         if init_pid is None:
@@ -232,9 +258,13 @@ class Testbed:
             raise TestbedError(f"the testbed's systemd did not start: see {self.boot_log}")
         self.state_file.write_text(
             json.dumps(
-                {"nspawn_pid": nspawn.pid, "init_pid": init_pid, "tree": str(self.tree),
-                 "src": str(self.repo)}
-            )  # fmt: skip
+                {
+                    "nspawn_pid": nspawn.pid,
+                    "init_pid": init_pid,
+                    "tree": str(self.tree),
+                    "src": str(self.repo),
+                }
+            )
         )
         result = self.run(["systemctl", "is-system-running", "--wait"], timeout=120)
         state = result.stdout.strip()
@@ -250,7 +280,9 @@ class Testbed:
             log("provisioning (users, linger, venv, local busybox image)")
             script = (RECIPE / "provision.sh").read_text()
             self.check(["bash", "-c", script, "provision"], timeout=600)
-            self.check(["sh", "-c", f"mkdir -p {stamp.rsplit('/', 1)[0]}; echo {recipe_hash()} > {stamp}"])
+            self.check(
+                ["sh", "-c", f"mkdir -p {stamp.rsplit('/', 1)[0]}; echo {recipe_hash()} > {stamp}"]
+            )
             log(f"provisioned in {time.monotonic() - started:.1f} s")
         self.install_project()
 
@@ -261,9 +293,7 @@ class Testbed:
              "--no-build-isolation", "--editable", "/src"],
             timeout=300,
         )  # fmt: skip
-        self.check(
-            ["sh", "-c", f"ln -sf {VENV}/bin/runas-podman {VENV}/bin/runas /usr/local/bin/"]
-        )
+        self.check(["sh", "-c", f"ln -sf {VENV}/bin/runas-podman {VENV}/bin/runas /usr/local/bin/"])
 
     def down(self) -> None:
         with self.locked():
