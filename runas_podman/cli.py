@@ -7,11 +7,9 @@ launched, so --help, --version and --dry-run stay fast.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import click
 
@@ -22,8 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 PROG = "runas-podman"
 
 
-@dataclass(frozen=True)
-class LaunchOptions:
+class LaunchOptions(NamedTuple):  # not a dataclass: keeps `dataclasses` off --version
     user: str
     via: str
     properties: tuple[str, ...]
@@ -99,7 +96,7 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
         raise RunasError("--via user is not available yet: use --via system (the default)")
     assignments = parse_assignments(options.properties)
     environment = parse_setenv(options.setenv, dict(os.environ))
-    unit = service_unit_name(options.unit, lambda: secrets.token_hex(6))
+    unit = service_unit_name(options.unit, lambda: os.urandom(6).hex())
     user = lookup.service_user(options.user)
     path = lookup.executable(argv[0], package)
     plan = build_service_plan(

@@ -137,18 +137,15 @@ async def run_plan(
         loop.add_signal_handler(signum, _set_once, interrupted, int(signum))
     lifeline = Lifeline(plan.unit) if plan.lifeline else None
     try:
-        await bus.watch_jobs()
-        changed = await bus.watch_unit(plan.unit)
+        # Pipelined: the watches are in force before the service start is sent.
+        watching_unit = asyncio.ensure_future(bus.watch_unit(plan.unit))
+        setup = [watching_unit, bus.watch_jobs()]
+        if lifeline is not None:
+            setup.append(_start_lifeline(bus, lifeline, plan.unit, interactive))
+        await asyncio.gather(*setup)
+        changed = watching_unit.result()
         properties = plan.unit_properties()
         if lifeline is not None:
-            await _start(
-                bus,
-                lifeline.scope,
-                lifeline.properties(),
-                interactive=interactive,
-                for_unit=plan.unit,
-            )
-            lifeline.started = True
             properties += [
                 UnitProperty("BindsTo", "as", [lifeline.scope]),
                 UnitProperty("After", "as", [lifeline.scope]),
@@ -168,13 +165,20 @@ async def run_plan(
             return waiting.result()
         waiting.cancel()
         # The client was told to stop: stop the unit with it, as a shell's child would be.
-        await _stop_and_wait(bus, plan.unit, changed)
+        await _stop_and_wait(bus, plan.unit)
         return 128 + interrupted.result()
     finally:
         for signum in TERMINATING_SIGNALS:
             loop.remove_signal_handler(signum)
         if lifeline is not None:
             await _stop_lifeline(bus, lifeline)
+
+
+async def _start_lifeline(
+    bus: SystemdBus, lifeline: Lifeline, unit: str, interactive: bool
+) -> None:
+    await _start(bus, lifeline.scope, lifeline.properties(), interactive=interactive, for_unit=unit)
+    lifeline.started = True
 
 
 def _set_once(future: asyncio.Future[int], value: int) -> None:
@@ -259,7 +263,7 @@ async def _raise_start_failure(bus: SystemdBus, plan: LaunchPlan, job_result: st
     )
 
 
-async def _stop_and_wait(bus: SystemdBus, unit: str, changed: asyncio.Event) -> None:
+async def _stop_and_wait(bus: SystemdBus, unit: str) -> None:
     try:
         job = await bus.stop_unit(unit)
     except BusCallError:

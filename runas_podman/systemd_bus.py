@@ -163,12 +163,16 @@ class SystemdBus:
     # --- signals --------------------------------------------------------------
 
     async def watch_jobs(self) -> None:
-        """Receive JobRemoved: subscribe and add the match rule (both are needed)."""
-        await self.add_match(
+        """Receive JobRemoved: subscribe and add the match rule (both are needed).
+
+        Sent back to back: one connection's messages are handled in order, so both
+        are in force before any later call of ours reaches systemd.
+        """
+        rule = (
             f"type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',"
             f"interface='{MANAGER}',member='JobRemoved'"
         )
-        await self.call("Subscribe")
+        await asyncio.gather(self.add_match(rule), self.call("Subscribe"))
 
     async def watch_unit(self, unit: str) -> asyncio.Event:
         """An event set whenever the unit's properties change (re-read them then)."""

@@ -287,13 +287,17 @@ class Testbed:
         self.install_project()
 
     def install_project(self) -> None:
-        """Install /src (the bind-mounted checkout) editable into the testbed's venv."""
+        """Install /src (the bind-mounted checkout) into the testbed's venv as a real wheel.
+
+        Not editable: /src is read-only inside, so an editable install would recompile
+        every module on every run, and a wheel also proves the packaging.
+        """
         self.check(
             [f"{VENV}/bin/pip", "install", "--quiet", "--no-index", "--no-deps",
-             "--no-build-isolation", "--editable", "/src"],
+             "--no-build-isolation", "--force-reinstall", "/src"],
             timeout=300,
         )  # fmt: skip
-        self.check(["sh", "-c", f"ln -sf {VENV}/bin/runas-podman {VENV}/bin/runas /usr/local/bin/"])
+        self.check(["sh", "-c", f"ln -sf {VENV}/bin/runas-podman /usr/local/bin/"])
 
     def down(self) -> None:
         with self.locked():

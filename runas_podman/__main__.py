@@ -1,0 +1,5 @@
+"""`python -m runas_podman` is `runas-podman`."""
+
+from .cli import main
+
+main()
