@@ -13,8 +13,12 @@ import subprocess
 import sys
 import time
 
-USER_PROPS = ["-p", "User=test", "-p", "Requires=user@1000.service",
-              "-p", "After=user@1000.service", "-p", "Environment=XDG_RUNTIME_DIR=/run/user/1000"]  # fmt: skip
+USER_PROPS = [
+    "-p", "User=test",
+    "-p", "Requires=user@1000.service",
+    "-p", "After=user@1000.service",
+    "-p", "Environment=XDG_RUNTIME_DIR=/run/user/1000",
+]  # fmt: skip
 PODMAN_TRUE = ["run", "--rm", "localhost/busybox", "true"]
 CASES = [
     (
@@ -59,7 +63,7 @@ def import_cost_ms() -> dict[str, float]:
 def main() -> None:
     repetitions = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     samples: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n, _, _ in CASES}
-    for name, ours, theirs in CASES:  # warm caches (podman storage, page cache) once
+    for _name, ours, theirs in CASES:  # warm caches (podman storage, page cache) once
         timed(ours)
         timed(theirs)
     for i in range(repetitions):
