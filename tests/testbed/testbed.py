@@ -225,10 +225,26 @@ class Testbed:
             if self.state():
                 log("a testbed of another tree or checkout is running: stopping it")
                 self._down_locked()
+            self._kill_orphaned_init()
             self.build()
             self._boot()
             self._provision()
             return True
+
+    def _kill_orphaned_init(self) -> None:
+        """A container whose nspawn died (e.g. SIGKILLed with a session) must not share the tree."""
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return
+        init_pid = state.get("init_pid")
+        if isinstance(init_pid, int) and _alive(init_pid) and _comm(init_pid) == "systemd":
+            log(f"killing the orphaned container init {init_pid}")
+            os.kill(init_pid, signal.SIGKILL)  # PID 1 of its namespace: takes the rest along
+            deadline = time.monotonic() + 10
+            while _alive(init_pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self.state_file.unlink(missing_ok=True)
 
     def _boot(self) -> None:
         started = time.monotonic()
