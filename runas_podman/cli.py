@@ -29,6 +29,8 @@ class LaunchOptions(NamedTuple):  # not a dataclass: keeps `dataclasses` off --v
     description: str | None
     dry_run: bool
     backend: str
+    open_files: tuple[str, ...]
+    pass_fds: tuple[str, ...]
 
 
 def launch_options(function: F) -> F:
@@ -49,13 +51,20 @@ def launch_options(function: F) -> F:
         click.option("--backend", type=click.Choice(["dbus", "systemd-run"]), default="dbus",
                      show_default=True,
                      help="Talk to systemd over D-Bus, or exec systemd-run with the same plan."),
+        click.option("--open-file", "open_files", multiple=True, metavar="PATH[:NAME[:FLAGS]]",
+                     help="systemd opens PATH and passes it as fd 3, 4, ... (OpenFile=); "
+                          "FLAGS: read-only,append,truncate,graceful. Repeatable."),
+        click.option("--pass-fd", "pass_fds", multiple=True, metavar="N[:NAME]",
+                     help="Pass your open fd N on to the command (ExtraFileDescriptors); "
+                          "repeatable."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)
     return function
 
 
-COMMAND_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+# Options end at `--` or at the first argument that is not ours (podman -u U ps -a).
+COMMAND_SETTINGS = {"allow_interspersed_args": False}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,6 +83,14 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     return launch(LaunchOptions(**options), ("podman", *podman_args), package="podman")
 
 
+def choose_manager(via: str, caller_uid: int, user_uid: int) -> str:
+    """--via auto: USER's own manager when USER runs this itself (no privilege needed
+    there), the system manager otherwise."""
+    if via != "auto":
+        return via
+    return "user" if caller_uid == user_uid != 0 else "system"
+
+
 @cli.command("exec", context_settings=COMMAND_SETTINGS)
 @launch_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
@@ -87,46 +104,65 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     from .plan import (
         Manager,
         build_service_plan,
+        inject_fd_names,
         parse_assignments,
+        parse_open_file,
+        parse_pass_fd,
         parse_setenv,
         service_unit_name,
     )
 
-    if options.via == "user":
-        raise RunasError("--via user is not available yet: use --via system (the default)")
     assignments = parse_assignments(options.properties)
     environment = parse_setenv(options.setenv, dict(os.environ))
+    open_files = [parse_open_file(text) for text in options.open_files]
+    pass_fds = [parse_pass_fd(text) for text in options.pass_fds]
+    if pass_fds and options.backend == "systemd-run":
+        raise UsageError("--pass-fd needs --backend dbus: systemd-run cannot pass fds")
     unit = service_unit_name(options.unit, lambda: os.urandom(6).hex())
     user = lookup.service_user(options.user)
+    manager = Manager(choose_manager(options.via, os.geteuid(), user.uid))
     path = lookup.executable(argv[0], package)
     plan = build_service_plan(
         user=user,
         argv=[path, *argv[1:]],
-        manager=Manager.SYSTEM,
+        manager=manager,
         unit=unit,
         assignments=assignments,
         environment=environment,
         description=options.description,
+        open_files=open_files,
+        pass_fds=pass_fds,
     )
+    if package == "podman" and plan.fd_names:
+        plan = plan.with_argv([path, *inject_fd_names(argv[1:], plan.fd_names)])
     if options.dry_run:
         click.echo(plan.systemd_run_command())
         return 0
     if options.backend == "systemd-run":
         systemd_run = lookup.executable("systemd-run", "systemd")
         os.execv(systemd_run, plan.systemd_run_argv())
-    return run_with_dbus(plan)
+    from .launcher import check_passed_fds
+
+    check_passed_fds(plan)  # before this process opens fds of its own
+    return run_with_dbus(plan, lookup.executable("cat", "coreutils"))
 
 
-def run_with_dbus(plan: Any) -> int:
+def run_with_dbus(plan: Any, cat: str) -> int:
     import asyncio
 
     from .launcher import run_plan
+    from .plan import Manager
     from .systemd_bus import SystemdBus
 
     async def session() -> int:
-        bus = await SystemdBus.connect_system()
+        if plan.manager is Manager.USER:
+            from .user_bus import connect_user_manager
+
+            bus = await connect_user_manager(plan.user)
+        else:
+            bus = await SystemdBus.connect_system()
         try:
-            return await run_plan(plan, bus)
+            return await run_plan(plan, bus, lifeline_command=cat)
         finally:
             bus.disconnect()
 

@@ -1,24 +1,28 @@
 """Run a LaunchPlan on a service manager and wait for it, the way `systemd-run --wait` does.
 
-Beyond systemd-run: the unit is bound to the client's life. A small sentinel child
-(killed by the kernel when the client dies, PR_SET_PDEATHSIG) sits in a transient
-scope, and the service has BindsTo=/After= on that scope: if the client is SIGKILLed,
-the scope empties, stops, and systemd stops the service with it.
+Beyond systemd-run: the unit is bound to the client's life. A tiny lifeline service
+(`cat`, output to null) reads a pipe whose only writer is this client; the service has
+BindsTo=/After= on it. When the client ends, however it ends (even SIGKILL), the pipe
+closes, cat exits, the lifeline stops, and systemd stops the service with it. It works
+the same on the system manager and on a user's manager.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import os
 import signal
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import EXIT_CANNOT_EXECUTE, RunasError
-from .plan import MAX_FDS_PER_MESSAGE, LaunchPlan, lifeline_scope_name
+from .plan import (
+    MAX_FDS_PER_MESSAGE,
+    LaunchPlan,
+    Manager,
+    lifeline_unit_name,
+    parse_systemd_version,
+)
 from .systemd_bus import (
     SERVICE,
     BusCallError,
@@ -28,11 +32,11 @@ from .systemd_bus import (
 )
 from .unitprops import UnitProperty
 
-PR_SET_PDEATHSIG = 1
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 # systemd's EXIT_* codes for failures before the command ran (systemd.exec(5)).
 SETUP_FAILURES = {
-    200: "changing to the working directory", 203: "executing the command",
+    200: "changing to the working directory", 202: "setting up the passed file descriptors",
+    203: "executing the command",
     216: "setting the group", 217: "setting the user", 224: "setting up the PAM session",
 }  # fmt: skip
 TERMINATING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -54,44 +58,34 @@ class Outcome:
 
 
 class Lifeline:
-    """A sentinel process in its own scope; the service is bound to that scope."""
+    """A `cat` service reading a pipe that only this client writes to."""
 
-    def __init__(self, unit: str) -> None:
-        self.scope = lifeline_scope_name(unit)
-        self.pid = _spawn_sentinel()
-        self.started = False  # only a scope this client started is ours to stop
+    def __init__(self, plan: LaunchPlan, cat: str) -> None:
+        self.unit = lifeline_unit_name(plan.unit)
+        self.cat = cat
+        self.user = plan.user.name if plan.manager is Manager.SYSTEM else None
+        self.read_fd, self.write_fd = os.pipe()  # close-on-exec: no child inherits them
+        self.started = False  # only a lifeline this client started is its to stop
 
     def properties(self) -> list[UnitProperty]:
-        return [
-            UnitProperty("Description", "s", f"runas-podman client lifeline of {self.scope}"),
-            UnitProperty("PIDs", "au", [self.pid]),
+        properties = [
+            UnitProperty("Description", "s", f"runas-podman lifeline of {self.unit}"),
+            UnitProperty("Type", "s", "exec"),
             UnitProperty("CollectMode", "s", "inactive-or-failed"),
+            UnitProperty("StandardOutput", "s", "null"),
+            UnitProperty("StandardError", "s", "null"),
+            UnitProperty("NoNewPrivileges", "b", True),
+            UnitProperty("ExecStart", "a(sasb)", [[self.cat, [self.cat], False]]),
         ]
+        if self.user is not None:  # no need for root to read a pipe
+            properties.append(UnitProperty("User", "s", self.user))
+        return properties
 
-    def reap(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
-
-
-def _spawn_sentinel() -> int:
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent:
-                os._exit(0)
-            os.setsid()  # out of the terminal's process group: Ctrl-C is the client's to handle
-            os.closerange(0, 1 << 16)  # holds no pipe of the caller open
-            for signum in TERMINATING_SIGNALS:
-                signal.signal(signum, signal.SIG_DFL)
-            while True:
-                signal.pause()
-        finally:
-            os._exit(0)
-    return pid
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.read_fd = self.write_fd = -1
 
 
 def stdio_fds() -> tuple[int, int, int]:
@@ -106,19 +100,21 @@ def stdio_fds() -> tuple[int, int, int]:
     return fds[0], fds[1], fds[2]
 
 
-def check_fd_count(extra_fds: Sequence[tuple[int, str]]) -> None:
-    total = 3 + len(extra_fds)
+def check_passed_fds(plan: LaunchPlan) -> None:
+    """Call before this process opens any fd of its own: fd N must be the caller's."""
+    total = 3 + len(plan.pass_fds)
     if total > MAX_FDS_PER_MESSAGE:
         raise RunasError(
-            f"too many file descriptors: {total} (3 for stdio + {len(extra_fds)} passed), "
+            f"too many file descriptors: {total} (3 for stdio + {len(plan.pass_fds)} passed), "
             f"but one D-Bus message carries at most {MAX_FDS_PER_MESSAGE}; pass fewer"
         )
-    for fd, _name in extra_fds:
+    for passed in plan.pass_fds:
         try:
-            stat.S_IFMT(os.fstat(fd).st_mode)
+            os.fstat(passed.fd)
         except OSError:
             raise RunasError(
-                f"fd {fd} is not open in this process: open it (e.g. 3<file)"
+                f"--pass-fd {passed.fd}: fd {passed.fd} is not open "
+                f"(open it for the command, e.g. {passed.fd}< <(pass show secret))"
             ) from None
 
 
@@ -126,29 +122,31 @@ async def run_plan(
     plan: LaunchPlan,
     bus: SystemdBus,
     *,
-    extra_fds: Sequence[tuple[int, str]] = (),
+    lifeline_command: str | None = None,
     interactive: bool = False,
 ) -> int:
-    """Start the plan's unit, wait for it, return the exit status to leave with."""
-    check_fd_count(extra_fds)
+    """Start the plan's unit, wait for it, return the exit status to leave with.
+
+    `lifeline_command` is the absolute path of `cat`; None starts no lifeline.
+    """
     loop = asyncio.get_running_loop()
     interrupted: asyncio.Future[int] = loop.create_future()
     for signum in TERMINATING_SIGNALS:
         loop.add_signal_handler(signum, _set_once, interrupted, int(signum))
-    lifeline = Lifeline(plan.unit) if plan.lifeline else None
+    lifeline = Lifeline(plan, lifeline_command) if lifeline_command else None
     try:
         # Pipelined: the watches are in force before the service start is sent.
         watching_unit = asyncio.ensure_future(bus.watch_unit(plan.unit))
-        setup = [watching_unit, bus.watch_jobs()]
-        if lifeline is not None:
-            setup.append(_start_lifeline(bus, lifeline, plan.unit, interactive))
+        version = asyncio.ensure_future(bus.manager_version())
+        setup = [watching_unit, version, bus.watch_jobs()]
         await asyncio.gather(*setup)
-        changed = watching_unit.result()
+        check_features(plan, version.result(), bus.description)
         properties = plan.unit_properties()
         if lifeline is not None:
+            await _start_lifeline(bus, lifeline, plan.unit, interactive)
             properties += [
-                UnitProperty("BindsTo", "as", [lifeline.scope]),
-                UnitProperty("After", "as", [lifeline.scope]),
+                UnitProperty("BindsTo", "as", [lifeline.unit]),
+                UnitProperty("After", "as", [lifeline.unit]),
             ]
         stdin, stdout, stderr = stdio_fds()
         fd_properties = [
@@ -156,9 +154,11 @@ async def run_plan(
             FdProperty("StandardOutputFileDescriptor", stdout),
             FdProperty("StandardErrorFileDescriptor", stderr),
         ]
+        extra_fds = [(passed.fd, passed.name) for passed in plan.pass_fds]
         job = await _start(
             bus, plan.unit, properties, fd_properties, extra_fds, interactive=interactive
         )
+        changed = watching_unit.result()
         waiting = asyncio.ensure_future(_wait_for_unit(bus, plan, job, changed))
         await asyncio.wait([waiting, interrupted], return_when=asyncio.FIRST_COMPLETED)
         if waiting.done():
@@ -174,11 +174,26 @@ async def run_plan(
             await _stop_lifeline(bus, lifeline)
 
 
+def check_features(plan: LaunchPlan, version_text: str, manager: str) -> None:
+    """Refuse, before anything starts, what the manager's systemd is too old for."""
+    version = parse_systemd_version(version_text)
+    for feature, since in plan.required_systemd():
+        if version < since:
+            raise RunasError(
+                f"{feature} needs systemd {since} or newer; {manager} runs systemd {version}"
+            )
+
+
 async def _start_lifeline(
     bus: SystemdBus, lifeline: Lifeline, unit: str, interactive: bool
 ) -> None:
-    await _start(bus, lifeline.scope, lifeline.properties(), interactive=interactive, for_unit=unit)
+    stdin = [FdProperty("StandardInputFileDescriptor", lifeline.read_fd)]
+    await _start(
+        bus, lifeline.unit, lifeline.properties(), stdin, interactive=interactive, for_unit=unit
+    )
     lifeline.started = True
+    os.close(lifeline.read_fd)  # systemd holds it now; the write end stays ours alone
+    lifeline.read_fd = -1
 
 
 def _set_once(future: asyncio.Future[int], value: int) -> None:
@@ -251,6 +266,12 @@ async def _raise_start_failure(bus: SystemdBus, plan: LaunchPlan, job_result: st
             f"see `systemctl status {manager_unit}` and `journalctl -u {manager_unit}`"
         )
     outcome = await _outcome(bus, plan.unit)
+    if outcome.code == CLD_EXITED and outcome.status == 202 and plan.open_files:
+        paths = ", ".join(f.path for f in plan.open_files)
+        raise RunasError(
+            f"systemd could not open an --open-file path ({paths}) for {plan.unit}: check that it "
+            "exists, or add the graceful flag (PATH:NAME:graceful) to skip a missing one"
+        )
     if outcome.code == CLD_EXITED and outcome.status in SETUP_FAILURES:
         raise RunasError(
             f"{plan.unit} failed while {SETUP_FAILURES[outcome.status]} "
@@ -272,13 +293,12 @@ async def _stop_and_wait(bus: SystemdBus, unit: str) -> None:
 
 
 async def _stop_lifeline(bus: SystemdBus, lifeline: Lifeline) -> None:
-    """Stop the scope (which kills the sentinel) and wait, so nothing is left behind."""
+    """End the lifeline and wait for it to go, so nothing is left behind."""
+    lifeline.close()  # cat sees EOF and exits
+    if not lifeline.started:
+        return
     try:
-        if not lifeline.started:
-            return
-        job = await bus.stop_unit(lifeline.scope)
+        job = await bus.stop_unit(lifeline.unit)
         await asyncio.wait_for(bus.wait_job(job), 10)
     except (TimeoutError, BusCallError, RunasError):
-        pass
-    finally:
-        lifeline.reap()
+        pass  # already gone

@@ -7,6 +7,7 @@ user's own `-p`, so the D-Bus call and the rendered command line cannot drift ap
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import shlex
@@ -66,6 +67,39 @@ class Assignment:
         return self.text.partition("=")[0]
 
 
+OPEN_FILE_FLAGS = {"read-only": 1, "append": 2, "truncate": 4, "graceful": 8}
+# systemd versions that brought a feature (feature detection reads the manager's Version).
+OPEN_FILE_SINCE = 253
+EXTRA_FDS_SINCE = 257
+
+
+@dataclass(frozen=True)
+class OpenFile:
+    """`--open-file PATH[:NAME[:FLAGS]]`: systemd opens PATH and passes it as an fd."""
+
+    path: str
+    name: str
+    flags: tuple[str, ...] = ()
+
+    @property
+    def flag_bits(self) -> int:
+        return sum(OPEN_FILE_FLAGS[flag] for flag in self.flags)
+
+    @property
+    def assignment(self) -> str:
+        """As systemd's OpenFile= takes it: ':' and '\\' in the path escaped."""
+        text = escape_open_file_field(self.path) + ":" + escape_open_file_field(self.name)
+        return text + (":" + ",".join(self.flags) if self.flags else "")
+
+
+@dataclass(frozen=True)
+class PassFd:
+    """`--pass-fd N[:NAME]`: an fd the caller holds, sent over D-Bus."""
+
+    fd: int
+    name: str
+
+
 @dataclass(frozen=True)
 class LaunchPlan:
     unit: str
@@ -75,9 +109,31 @@ class LaunchPlan:
     description: str
     assignments: tuple[Assignment, ...]
     environment: tuple[tuple[str, str], ...] = ()
+    open_files: tuple[OpenFile, ...] = ()
+    pass_fds: tuple[PassFd, ...] = ()
     # Keep the unit tied to the client's life (see launcher.Lifeline); not expressible
     # as a systemd-run option, so the rendering leaves it out.
     lifeline: bool = True
+
+    @property
+    def fd_names(self) -> tuple[str, ...]:
+        """Names of the passed fds as the command sees them, fd 3 first.
+
+        systemd (257) hands out ExtraFileDescriptors before OpenFile= fds.
+        """
+        return tuple(p.name for p in self.pass_fds) + tuple(f.name for f in self.open_files)
+
+    def with_argv(self, argv: Sequence[str]) -> LaunchPlan:
+        return dataclasses.replace(self, argv=tuple(argv))
+
+    def required_systemd(self) -> list[tuple[str, int]]:
+        """(feature, version) pairs this plan needs from the manager."""
+        needs = []
+        if self.open_files:
+            needs.append(("--open-file (OpenFile=)", OPEN_FILE_SINCE))
+        if self.pass_fds:
+            needs.append(("--pass-fd (ExtraFileDescriptors)", EXTRA_FDS_SINCE))
+        return needs
 
     def unit_properties(self) -> list[UnitProperty]:
         """All D-Bus properties except those holding fds, which the launcher adds per call."""
@@ -92,6 +148,9 @@ class LaunchPlan:
             properties.append(
                 UnitProperty("Environment", "as", [f"{k}={v}" for k, v in self.environment])
             )
+        if self.open_files:
+            entries = [[f.path, f.name, f.flag_bits] for f in self.open_files]
+            properties.append(UnitProperty("OpenFile", "a(sst)", entries))
         # ExecStartEx with no-env-expand: arguments reach the command verbatim ($$, $HOME).
         properties.append(
             UnitProperty(
@@ -112,11 +171,17 @@ class LaunchPlan:
         ]  # fmt: skip
         argv += [f"--property={assignment.text}" for assignment in self.assignments]
         argv += [f"--setenv={name}={value}" for name, value in self.environment]
+        argv += [f"--property=OpenFile={f.assignment}" for f in self.open_files]
         argv += ["--", *self.argv]
         return argv
 
     def systemd_run_command(self) -> str:
-        return shlex.join(self.systemd_run_argv())
+        command = shlex.join(self.systemd_run_argv())
+        if self.pass_fds:
+            # ExtraFileDescriptors cannot be given to systemd-run: say so where it shows.
+            passed = " ".join(f"{p.fd}:{p.name}" for p in self.pass_fds)
+            command += f"  # without --pass-fd {passed}: systemd-run cannot pass fds"
+        return command
 
 
 # --- building ---------------------------------------------------------------
@@ -140,8 +205,94 @@ def service_unit_name(requested: str | None, random_token: Callable[[], str]) ->
     return name
 
 
-def lifeline_scope_name(unit: str) -> str:
-    return unit.removesuffix(".service") + "-client.scope"
+def lifeline_unit_name(unit: str) -> str:
+    return unit.removesuffix(".service") + "-lifeline.service"
+
+
+# --- secret fds ---------------------------------------------------------------
+
+_FD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]{1,255}")  # printable ASCII, no ':' or space
+
+
+def escape_open_file_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\x3a")
+
+
+def _unescape_open_file_field(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        if text.startswith("\\x3a", i):
+            out.append(":")
+            i += 4
+        elif text.startswith("\\\\", i):
+            out.append("\\")
+            i += 2
+        elif text[i] == "\\":
+            raise UsageError(f"'{text}': write ':' as \\x3a and '\\' as \\\\ (as OpenFile= does)")
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_open_file(text: str) -> OpenFile:
+    """PATH[:NAME[:FLAGS]] with systemd's OpenFile= escaping; NAME defaults to the file name."""
+    fields = text.split(":")
+    if len(fields) > 3:
+        raise UsageError(f"--open-file '{text}': use PATH[:NAME[:FLAGS]] (':' in PATH as \\x3a)")
+    path = _unescape_open_file_field(fields[0])
+    if not path.startswith("/"):
+        raise UsageError(f"--open-file '{text}': the path must be absolute")
+    name = _unescape_open_file_field(fields[1]) if len(fields) > 1 and fields[1] else ""
+    name = name or path.rstrip("/").rsplit("/", 1)[-1]
+    if not _FD_NAME.fullmatch(name):
+        raise UsageError(
+            f"--open-file '{text}': fd name '{name}' must be 1-255 printable characters, "
+            "no ':' or spaces"
+        )
+    flags = tuple(f for f in fields[2].split(",") if f) if len(fields) > 2 else ()
+    unknown = [f for f in flags if f not in OPEN_FILE_FLAGS]
+    if unknown:
+        raise UsageError(
+            f"--open-file '{text}': unknown flag '{unknown[0]}' (use {', '.join(OPEN_FILE_FLAGS)})"
+        )
+    return OpenFile(path, name, flags)
+
+
+def parse_pass_fd(text: str) -> PassFd:
+    """N[:NAME]; NAME defaults to fdN."""
+    number, _, name = text.partition(":")
+    if not number.isdigit() or int(number) < 3:
+        raise UsageError(f"--pass-fd '{text}': N must be an open fd number of 3 or more")
+    name = name or f"fd{number}"
+    if not _FD_NAME.fullmatch(name):
+        raise UsageError(
+            f"--pass-fd '{text}': fd name '{name}' must be printable, no ':' or spaces"
+        )
+    return PassFd(int(number), name)
+
+
+def inject_fd_names(podman_args: Sequence[str], names: Sequence[str]) -> list[str]:
+    """Give `podman run|create` the fd names: podman forwards the fds but not LISTEN_FDNAMES.
+
+    The option goes right after the subcommand, before the image, so it is podman's.
+    Other podman commands are left alone.
+    """
+    args = list(podman_args)
+    if names and args and args[0] in ("run", "create", "container"):
+        at = 1
+        if args[0] == "container":
+            if len(args) < 2 or args[1] not in ("run", "create"):
+                return args
+            at = 2
+        args[at:at] = ["--env", "LISTEN_FDNAMES=" + ":".join(names)]
+    return args
+
+
+def parse_systemd_version(text: str) -> int:
+    """257 from '257.13-1~deb13u1' (the manager's Version property)."""
+    match = re.match(r"\D*(\d+)", text)
+    return int(match.group(1)) if match else 0
 
 
 def parse_setenv(items: Sequence[str], caller_env: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -191,6 +342,8 @@ def build_service_plan(
     assignments: Sequence[Assignment] = (),
     environment: Sequence[tuple[str, str]] = (),
     description: str | None = None,
+    open_files: Sequence[OpenFile] = (),
+    pass_fds: Sequence[PassFd] = (),
 ) -> LaunchPlan:
     """The plan that runs `argv` (argv[0] absolute) as `user` on the chosen manager."""
     if not argv or not argv[0].startswith("/"):
@@ -213,4 +366,6 @@ def build_service_plan(
         description=description or f"runas-podman: {shlex.join(argv)}"[:200],
         assignments=(*(Assignment.parse(text) for text in fixed), *assignments),
         environment=(*env, *environment),
+        open_files=tuple(open_files),
+        pass_fds=tuple(pass_fds),
     )

@@ -282,8 +282,13 @@ class Testbed:
                 }
             )
         )
-        result = self.run(["systemctl", "is-system-running", "--wait"], timeout=120)
-        state = result.stdout.strip()
+        # Until PID 1 has its socket, systemctl prints nothing: ask again until it answers.
+        state = ""
+        while not state and time.monotonic() < deadline + 60:
+            result = self.run(["systemctl", "is-system-running", "--wait"], timeout=120)
+            state = result.stdout.strip()
+            if not state:
+                time.sleep(0.2)
         if state not in ("running", "degraded"):
             raise TestbedError(f"the testbed's manager is '{state}': see {self.boot_log}")
         log(f"booted in {time.monotonic() - started:.1f} s (system state: {state})")

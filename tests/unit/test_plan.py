@@ -13,11 +13,17 @@ from runas_podman.errors import UsageError
 from runas_podman.plan import (
     Assignment,
     Manager,
+    OpenFile,
+    PassFd,
     ServiceUser,
     build_service_plan,
-    lifeline_scope_name,
+    inject_fd_names,
+    lifeline_unit_name,
     parse_assignments,
+    parse_open_file,
+    parse_pass_fd,
     parse_setenv,
+    parse_systemd_version,
     resolve_executable,
     service_unit_name,
 )
@@ -132,8 +138,8 @@ def test_bad_unit_names(requested: str) -> None:
         service_unit_name(requested, lambda: "unused")
 
 
-def test_lifeline_scope_name() -> None:
-    assert lifeline_scope_name("runas-podman-ab.service") == "runas-podman-ab-client.scope"
+def test_lifeline_unit_name() -> None:
+    assert lifeline_unit_name("runas-podman-ab.service") == "runas-podman-ab-lifeline.service"
 
 
 def test_setenv() -> None:
@@ -169,3 +175,100 @@ def test_unit_object_path(unit: str, path: str) -> None:
 @given(st.text(min_size=1, max_size=30))
 def test_unit_object_path_is_a_valid_object_path(unit: str) -> None:
     assert re.fullmatch(r"(/[A-Za-z0-9_]+)+", unit_object_path(unit))
+
+
+# --- secret fds ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/etc/secretfile", OpenFile("/etc/secretfile", "secretfile")),
+        ("/etc/secretfile:db", OpenFile("/etc/secretfile", "db")),
+        ("/etc/s::graceful", OpenFile("/etc/s", "s", ("graceful",))),
+        ("/a:n:read-only,append", OpenFile("/a", "n", ("read-only", "append"))),
+        ("/odd\\x3aname:n", OpenFile("/odd:name", "n")),
+        ("/back\\\\slash", OpenFile("/back\\slash", "back\\slash")),
+    ],
+)
+def test_parse_open_file(text: str, expected: OpenFile) -> None:
+    assert parse_open_file(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("relative", "must be absolute"),
+        ("/a:b:c:d", "PATH[:NAME[:FLAGS]]"),
+        ("/a:n:bogus", "unknown flag 'bogus'"),
+        ("/a:two words", "fd name"),
+        ("/a\\q", "as OpenFile= does"),
+    ],
+)
+def test_parse_open_file_errors(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(fragment)):
+        parse_open_file(text)
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1, max_size=20))
+def test_open_file_escaping_round_trips(name: str) -> None:
+    path = "/x/" + name
+    spec = OpenFile(path, "n", ("graceful",))
+    assert parse_open_file(spec.assignment) == spec
+
+
+def test_open_file_flag_bits() -> None:
+    assert OpenFile("/a", "a", ("read-only", "graceful")).flag_bits == 9
+
+
+def test_parse_pass_fd() -> None:
+    assert parse_pass_fd("3") == PassFd(3, "fd3")
+    assert parse_pass_fd("4:db") == PassFd(4, "db")
+    for bad in ("2", "x", "-1", "3:a b"):
+        with pytest.raises(UsageError):
+            parse_pass_fd(bad)
+
+
+def test_fds_in_plan_properties_rendering_and_order() -> None:
+    plan = system_plan(
+        open_files=[OpenFile("/etc/a:b", "first", ("read-only",))],
+        pass_fds=[PassFd(3, "piped")],
+    )
+    properties = {p.name: p for p in plan.unit_properties()}
+    assert properties["OpenFile"] == UnitProperty("OpenFile", "a(sst)", [["/etc/a:b", "first", 1]])
+    assert "--property=OpenFile=/etc/a\\x3ab:first:read-only" in plan.systemd_run_argv()
+    # systemd gives ExtraFileDescriptors the first fds, then OpenFile= ones.
+    assert plan.fd_names == ("piped", "first")
+    assert plan.systemd_run_command().endswith(
+        "# without --pass-fd 3:piped: systemd-run cannot pass fds"
+    )
+    assert plan.required_systemd() == [
+        ("--open-file (OpenFile=)", 253), ("--pass-fd (ExtraFileDescriptors)", 257),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["run", "--rm", "img", "cat"],
+            ["run", "--env", "LISTEN_FDNAMES=a:b", "--rm", "img", "cat"],
+        ),
+        (
+            ["container", "create", "img"],
+            ["container", "create", "--env", "LISTEN_FDNAMES=a:b", "img"],
+        ),
+        (["ps"], ["ps"]),
+        (["container", "ls"], ["container", "ls"]),
+    ],
+)
+def test_inject_fd_names(args: list[str], expected: list[str]) -> None:
+    assert inject_fd_names(args, ["a", "b"]) == expected
+    assert inject_fd_names(args, []) == args
+
+
+def test_parse_systemd_version() -> None:
+    assert parse_systemd_version("257.13-1~deb13u1") == 257
+    assert parse_systemd_version("252") == 252
+    assert parse_systemd_version("v259-rc1") == 259
+    assert parse_systemd_version("") == 0

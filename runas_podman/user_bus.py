@@ -1,0 +1,156 @@
+"""A D-Bus connection to a user's own service manager (`systemd --user`), made as that user.
+
+`systemd-run --machine=USER@ --user` gets there through systemd-stdio-bridge started by
+PID 1 with a PAM session. We do it directly: a forked helper drops to USER, connects to
+/run/user/UID/bus (the socket's peer credentials are then USER's, which the user's bus
+requires), and hands the connected socket back over SCM_RIGHTS. The EXTERNAL
+authentication then claims USER's uid, matching those credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any
+
+from dbus_next.aio import MessageBus
+from dbus_next.auth import AuthExternal
+from dbus_next.constants import BusType
+
+from .errors import RunasError
+from .plan import ServiceUser
+from .systemd_bus import (
+    CALL_TIMEOUT,
+    MANAGER,
+    MANAGER_PATH,
+    UNIT,
+    BusCallError,
+    SystemdBus,
+    unit_object_path,
+)
+
+
+class _AuthExternalAs(AuthExternal):  # type: ignore[misc]
+    """EXTERNAL authentication claiming `uid` (dbus-next always claims os.getuid())."""
+
+    def __init__(self, uid: int) -> None:
+        super().__init__()
+        self.uid = uid
+
+    def _authentication_start(self, negotiate_unix_fd: bool = False) -> str:
+        self.negotiate_unix_fd = negotiate_unix_fd
+        return f"AUTH EXTERNAL {str(self.uid).encode().hex()}"
+
+
+class _PreconnectedMessageBus(MessageBus):  # type: ignore[misc]
+    """dbus-next's MessageBus on a socket connected elsewhere.
+
+    dbus-next 0.2.3 (its last release) opens sockets in _setup_socket(); this is the
+    one place that is overridden.
+    """
+
+    def __init__(self, sock: socket.socket, uid: int, address: str) -> None:
+        self._preconnected = sock
+        super().__init__(
+            bus_address=address,
+            bus_type=BusType.SESSION,
+            auth=_AuthExternalAs(uid),
+            negotiate_unix_fd=True,
+        )
+
+    def _setup_socket(self) -> None:
+        self._sock = self._preconnected
+        self._stream = self._sock.makefile("rwb")
+        self._fd = self._sock.fileno()
+        self._sock.setblocking(False)
+
+
+def connect_socket_as(user: ServiceUser, path: str) -> socket.socket:
+    """A unix socket connected to `path` by a helper running as `user`."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            ours.close()
+            os.setgroups([])
+            os.setgid(user.gid)
+            os.setuid(user.uid)
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            connection.connect(path)
+            socket.send_fds(theirs, [b"ok"], [connection.fileno()])
+            status = 0
+        except OSError as error:
+            theirs.sendall(f"{error.strerror or error}".encode())
+        finally:
+            os._exit(status)
+    theirs.close()
+    try:
+        message, fds, _flags, _address = socket.recv_fds(ours, 1024, 1)
+    finally:
+        ours.close()
+        os.waitpid(pid, 0)
+    if not fds:
+        raise RunasError(
+            f"cannot connect to {user.name}'s bus at {path}: {message.decode(errors='replace')}"
+        )
+    return socket.socket(fileno=fds[0])
+
+
+async def ensure_user_manager(system: SystemdBus, user: ServiceUser) -> None:
+    """Start user@UID.service through the system manager unless it is already running."""
+    unit = user.user_manager_unit
+    state = await system.get_property(unit_object_path(unit), UNIT, "ActiveState")
+    if state == "active":
+        return
+    await system.watch_jobs()
+    try:
+        (job,) = await system.call("StartUnit", "ss", [unit, "replace"])
+    except BusCallError as error:
+        raise RunasError(
+            f"{unit} is not running and cannot be started ({error.text or error.name}): "
+            f"enable lingering (loginctl enable-linger {user.name}) or run as root"
+        ) from None
+    done = await system.wait_job(str(job))
+    if done.result != "done":
+        raise RunasError(
+            f"{unit} (the service manager of {user.name}) failed to start: "
+            f"see `systemctl status {unit}` and `journalctl -u {unit}`"
+        )
+
+
+async def connect_user_manager(user: ServiceUser) -> SystemdBus:
+    """Connect to USER's service manager; only root or USER itself may."""
+    caller = os.geteuid()
+    if caller not in (0, user.uid):
+        raise RunasError(
+            f"only root or {user.name} may use {user.name}'s service manager (--via user); "
+            "use --via system, or run as root"
+        )
+    system = await SystemdBus.connect_system()
+    try:
+        await ensure_user_manager(system, user)
+    finally:
+        system.disconnect()
+    path = f"{user.runtime_dir}/bus"
+    if not os.path.exists(path):
+        raise RunasError(
+            f"{user.name}'s bus socket {path} is missing: install dbus-user-session "
+            f"(apt-get install dbus-user-session), then systemctl restart {user.user_manager_unit}"
+        )
+    address = f"unix:path={path}"
+    description = f"{user.name}'s service manager"
+    if caller == user.uid:
+        return await SystemdBus.connect(address, BusType.SESSION, description)
+    sock = connect_socket_as(user, path)
+    bus: Any = _PreconnectedMessageBus(sock, user.uid, address)
+    try:
+        await asyncio.wait_for(bus.connect(), CALL_TIMEOUT)
+    except (TimeoutError, OSError, EOFError) as error:
+        sock.close()
+        raise RunasError(f"cannot authenticate to {description} at {path}: {error}") from None
+    systemd = SystemdBus(bus, description)
+    # The user's manager must be there to take the unit (it is, once user@ is active).
+    await systemd.get_property(MANAGER_PATH, MANAGER, "Version")
+    return systemd
