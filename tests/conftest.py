@@ -52,10 +52,15 @@ def testbed() -> Iterator[Testbed]:
 
 
 def leftover_units(bed: Testbed) -> list[str]:
-    result = bed.run(
-        ["systemctl", "list-units", "--all", "--plain", "--no-legend", "runas-podman-*", "rp-*"]
-    )
-    return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    """Our units still loaded on the system manager or on test's user manager."""
+    patterns = ["runas-podman-*", "rp-*"]
+    system = bed.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", *patterns])
+    user = bed.run(
+        ["systemctl", "--user", "--machine=test@", "list-units", "--all", "--plain",
+         "--no-legend", *patterns]
+    )  # fmt: skip
+    lines = system.stdout.splitlines() + [f"test@ {line}" for line in user.stdout.splitlines()]
+    return [line.strip() for line in lines if line.strip()]
 
 
 @pytest.fixture
