@@ -272,3 +272,19 @@ def test_parse_systemd_version() -> None:
     assert parse_systemd_version("252") == 252
     assert parse_systemd_version("v259-rc1") == 259
     assert parse_systemd_version("") == 0
+
+
+def test_feature_detection_names_feature_and_version() -> None:
+    from runas_podman.errors import RunasError
+    from runas_podman.launcher import check_features
+
+    plan = system_plan(pass_fds=[PassFd(3, "x")], open_files=[OpenFile("/a", "a")])
+    check_features(plan, "257.13-1~deb13u1", "the system bus")  # new enough: no error
+    with pytest.raises(RunasError) as caught:
+        check_features(plan, "255.4-1", "the system bus")
+    assert caught.value.message == (
+        "--pass-fd (ExtraFileDescriptors) needs systemd 257 or newer; "
+        "the system bus runs systemd 255"
+    )
+    with pytest.raises(RunasError, match=r"--open-file \(OpenFile=\) needs systemd 253"):
+        check_features(plan, "252.39", "the system bus")
