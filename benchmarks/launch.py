@@ -33,6 +33,11 @@ CASES = [
          "podman", *PODMAN_TRUE],
     ),
     (
+        "exec true --via user",
+        ["runas-podman", "exec", "-u", "test", "--via", "user", "--", "true"],
+        ["systemd-run", "--machine=test@", "--user", "--wait", "--pipe", "--quiet", "true"],
+    ),
+    (
         "--version",
         ["runas-podman", "--version"],
         ["systemd-run", "--version"],
