@@ -2,17 +2,19 @@
 
 Beyond systemd-run: the unit is bound to the client's life. A tiny lifeline service
 (`cat`, output to null) reads a pipe whose only writer is this client; the service has
-BindsTo=/After= on it. When the client ends, however it ends (even SIGKILL), the pipe
-closes, cat exits, the lifeline stops, and systemd stops the service with it. It works
-the same on the system manager and on a user's manager.
+BindsTo=/After= on it, and both are created in one StartTransientUnit call (one polkit
+authorization). When the client ends, however it ends (even SIGKILL), the pipe closes,
+cat exits, the lifeline stops, and systemd stops the service with it. Closing the pipe
+is also how the client stops the unit on Ctrl-C: no StopUnit, so a polkit-authorized
+caller needs no second authorization. It works the same on both kinds of manager.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import EXIT_CANNOT_EXECUTE, RunasError
@@ -81,11 +83,16 @@ class Lifeline:
             properties.append(UnitProperty("User", "s", self.user))
         return properties
 
+    def close_read_end(self) -> None:
+        if self.read_fd >= 0:
+            os.close(self.read_fd)
+            self.read_fd = -1
+
     def close(self) -> None:
-        for fd in (self.read_fd, self.write_fd):
-            if fd >= 0:
-                os.close(fd)
-        self.read_fd = self.write_fd = -1
+        self.close_read_end()
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
 
 
 def stdio_fds() -> tuple[int, int, int]:
@@ -122,56 +129,69 @@ async def run_plan(
     plan: LaunchPlan,
     bus: SystemdBus,
     *,
-    lifeline_command: str | None = None,
+    lifeline_command: str,
     interactive: bool = False,
+    stdio: tuple[int, int, int] | None = None,
+    tty_path: str | None = None,
 ) -> int:
     """Start the plan's unit, wait for it, return the exit status to leave with.
 
-    `lifeline_command` is the absolute path of `cat`; None starts no lifeline.
+    `lifeline_command` is the absolute path of `cat`. `stdio` are the fds for the
+    unit's stdin, stdout, stderr (default: the caller's); `tty_path` sets TTYPath=.
     """
     loop = asyncio.get_running_loop()
     interrupted: asyncio.Future[int] = loop.create_future()
     for signum in TERMINATING_SIGNALS:
         loop.add_signal_handler(signum, _set_once, interrupted, int(signum))
-    lifeline = Lifeline(plan, lifeline_command) if lifeline_command else None
+    lifeline = Lifeline(plan, lifeline_command)
     try:
-        # Pipelined: the watches are in force before the service start is sent.
+        # Pipelined: the watches are in force before the start call is sent.
         watching_unit = asyncio.ensure_future(bus.watch_unit(plan.unit))
+        watching_lifeline = asyncio.ensure_future(bus.watch_unit(lifeline.unit))
         version = asyncio.ensure_future(bus.manager_version())
-        setup = [watching_unit, version, bus.watch_jobs()]
-        await asyncio.gather(*setup)
+        await asyncio.gather(watching_unit, watching_lifeline, version, bus.watch_jobs())
         check_features(plan, version.result(), bus.description)
-        properties = plan.unit_properties()
-        if lifeline is not None:
-            await _start_lifeline(bus, lifeline, plan.unit, interactive)
-            properties += [
-                UnitProperty("BindsTo", "as", [lifeline.unit]),
-                UnitProperty("After", "as", [lifeline.unit]),
-            ]
-        stdin, stdout, stderr = stdio_fds()
+        properties = [
+            *plan.unit_properties(),
+            UnitProperty("BindsTo", "as", [lifeline.unit]),
+            UnitProperty("After", "as", [lifeline.unit]),
+        ]
+        if tty_path is not None:
+            properties.append(UnitProperty("TTYPath", "s", tty_path))
+        stdin, stdout, stderr = stdio or stdio_fds()
         fd_properties = [
             FdProperty("StandardInputFileDescriptor", stdin),
             FdProperty("StandardOutputFileDescriptor", stdout),
             FdProperty("StandardErrorFileDescriptor", stderr),
         ]
         extra_fds = [(passed.fd, passed.name) for passed in plan.pass_fds]
-        job = await _start(
-            bus, plan.unit, properties, fd_properties, extra_fds, interactive=interactive
-        )
+        lifeline_stdin = [FdProperty("StandardInputFileDescriptor", lifeline.read_fd)]
+        try:
+            job = await bus.start_transient_unit(
+                plan.unit, properties, fd_properties, extra_fds,
+                aux_units=[(lifeline.unit, lifeline.properties(), lifeline_stdin)],
+                interactive=interactive,
+            )  # fmt: skip
+        except BusCallError as error:
+            raise _start_error(error, plan.unit, bus.description) from None
+        lifeline.started = True
+        lifeline.close_read_end()  # systemd holds it now; the write end stays ours alone
         changed = watching_unit.result()
         waiting = asyncio.ensure_future(_wait_for_unit(bus, plan, job, changed))
         await asyncio.wait([waiting, interrupted], return_when=asyncio.FIRST_COMPLETED)
         if waiting.done():
             return waiting.result()
         waiting.cancel()
-        # The client was told to stop: stop the unit with it, as a shell's child would be.
-        await _stop_and_wait(bus, plan.unit)
+        # Told to stop: end the lifeline, and BindsTo= stops the unit with it.
+        lifeline.close()
+        await _wait_inactive(bus, plan.unit, changed)
         return 128 + interrupted.result()
     finally:
         for signum in TERMINATING_SIGNALS:
             loop.remove_signal_handler(signum)
-        if lifeline is not None:
-            await _stop_lifeline(bus, lifeline)
+        lifeline.close()  # cat sees EOF and exits
+        if lifeline.started:
+            await _wait_gone(bus, lifeline.unit, watching_lifeline.result())
 
 
 def check_features(plan: LaunchPlan, version_text: str, manager: str) -> None:
@@ -184,40 +204,9 @@ def check_features(plan: LaunchPlan, version_text: str, manager: str) -> None:
             )
 
 
-async def _start_lifeline(
-    bus: SystemdBus, lifeline: Lifeline, unit: str, interactive: bool
-) -> None:
-    stdin = [FdProperty("StandardInputFileDescriptor", lifeline.read_fd)]
-    await _start(
-        bus, lifeline.unit, lifeline.properties(), stdin, interactive=interactive, for_unit=unit
-    )
-    lifeline.started = True
-    os.close(lifeline.read_fd)  # systemd holds it now; the write end stays ours alone
-    lifeline.read_fd = -1
-
-
 def _set_once(future: asyncio.Future[int], value: int) -> None:
     if not future.done():
         future.set_result(value)
-
-
-async def _start(
-    bus: SystemdBus,
-    unit: str,
-    properties: list[UnitProperty],
-    fd_properties: Sequence[FdProperty] = (),
-    extra_fds: Sequence[tuple[int, str]] = (),
-    *,
-    interactive: bool,
-    for_unit: str | None = None,
-) -> str:
-    """Start one transient unit; errors name `for_unit` (the service a helper unit serves)."""
-    try:
-        return await bus.start_transient_unit(
-            unit, properties, fd_properties, extra_fds, interactive=interactive
-        )
-    except BusCallError as error:
-        raise _start_error(error, for_unit or unit, bus.description) from None
 
 
 def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
@@ -236,17 +225,28 @@ def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
     return RunasError(f"systemd refused to start {unit}: {error.text or error.name}")
 
 
+async def _wait_inactive(bus: SystemdBus, unit: str, changed: asyncio.Event) -> None:
+    while True:
+        changed.clear()
+        if await bus.unit_state(unit) in ("inactive", "failed"):
+            return
+        await changed.wait()
+
+
+async def _wait_gone(bus: SystemdBus, unit: str, changed: asyncio.Event) -> None:
+    """Wait until the unit is inactive (then collected), bounded: it is only a cat."""
+    # Already collected (no such unit), or systemd is slow: nothing to hold up then.
+    with contextlib.suppress(TimeoutError, BusCallError):
+        await asyncio.wait_for(_wait_inactive(bus, unit, changed), 10)
+
+
 async def _wait_for_unit(
     bus: SystemdBus, plan: LaunchPlan, job: str, changed: asyncio.Event
 ) -> int:
     done = await bus.wait_job(job)
     if done.result != "done":
         await _raise_start_failure(bus, plan, done.result)
-    while True:
-        changed.clear()
-        if await bus.unit_state(plan.unit) in ("inactive", "failed"):
-            break
-        await changed.wait()
+    await _wait_inactive(bus, plan.unit, changed)
     return (await _outcome(bus, plan.unit)).exit_status
 
 
@@ -282,23 +282,3 @@ async def _raise_start_failure(bus: SystemdBus, plan: LaunchPlan, job_result: st
         f"{plan.unit} failed to start (job {job_result}, result {outcome.result}): "
         f"see `journalctl -u {plan.unit}`"
     )
-
-
-async def _stop_and_wait(bus: SystemdBus, unit: str) -> None:
-    try:
-        job = await bus.stop_unit(unit)
-    except BusCallError:
-        return  # already gone
-    await bus.wait_job(job)
-
-
-async def _stop_lifeline(bus: SystemdBus, lifeline: Lifeline) -> None:
-    """End the lifeline and wait for it to go, so nothing is left behind."""
-    lifeline.close()  # cat sees EOF and exits
-    if not lifeline.started:
-        return
-    try:
-        job = await bus.stop_unit(lifeline.unit)
-        await asyncio.wait_for(bus.wait_job(job), 10)
-    except (TimeoutError, BusCallError, RunasError):
-        pass  # already gone

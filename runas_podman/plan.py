@@ -111,9 +111,6 @@ class LaunchPlan:
     environment: tuple[tuple[str, str], ...] = ()
     open_files: tuple[OpenFile, ...] = ()
     pass_fds: tuple[PassFd, ...] = ()
-    # Keep the unit tied to the client's life (see launcher.Lifeline); not expressible
-    # as a systemd-run option, so the rendering leaves it out.
-    lifeline: bool = True
 
     @property
     def fd_names(self) -> tuple[str, ...]:

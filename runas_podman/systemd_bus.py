@@ -214,31 +214,38 @@ class SystemdBus:
         fd_properties: Sequence[FdProperty] = (),
         extra_fds: Sequence[tuple[int, str]] = (),
         *,
+        aux_units: Sequence[tuple[str, Sequence[UnitProperty], Sequence[FdProperty]]] = (),
         interactive: bool = False,
     ) -> str:
-        """StartTransientUnit(name, "fail", ...): returns the job path.
+        """StartTransientUnit(name, "fail", properties, aux): returns the job path.
 
-        The property list is built afresh here for every call, with fds as indices
-        into this message's fd array.
+        Auxiliary units are created in the same call (one authorization). The property
+        lists are built afresh for every call, with fds as indices into this message's
+        fd array.
         """
         fds: list[int] = []
 
-        def index_of(fd: int) -> int:
-            fds.append(fd)
-            return len(fds) - 1
+        def body_of(
+            props: Sequence[UnitProperty], fd_props: Sequence[FdProperty]
+        ) -> list[list[Any]]:
+            body = [[prop.name, Variant(prop.signature, prop.value)] for prop in props]
+            for fd_prop in fd_props:
+                fds.append(fd_prop.fd)
+                body.append([fd_prop.name, Variant("h", len(fds) - 1)])
+            return body
 
-        body_properties: list[list[Any]] = [
-            [prop.name, Variant(prop.signature, prop.value)] for prop in properties
-        ]
-        for fd_prop in fd_properties:
-            body_properties.append([fd_prop.name, Variant("h", index_of(fd_prop.fd))])
+        body_properties = body_of(properties, fd_properties)
         if extra_fds:
-            entries = [[index_of(fd), fd_name] for fd, fd_name in extra_fds]
+            entries = []
+            for fd, fd_name in extra_fds:
+                fds.append(fd)
+                entries.append([len(fds) - 1, fd_name])
             body_properties.append(["ExtraFileDescriptors", Variant("a(hs)", entries)])
+        aux = [[aux_name, body_of(props, fd_props)] for aux_name, props, fd_props in aux_units]
         (job,) = await self.call(
             "StartTransientUnit",
             "ssa(sv)a(sa(sv))",
-            [name, "fail", body_properties, []],
+            [name, "fail", body_properties, aux],
             unix_fds=fds,
             interactive=interactive,
         )
@@ -246,7 +253,3 @@ class SystemdBus:
 
     async def unit_state(self, unit: str) -> str:
         return str(await self.get_property(unit_object_path(unit), UNIT, "ActiveState"))
-
-    async def stop_unit(self, unit: str) -> str:
-        (job,) = await self.call("StopUnit", "ss", [unit, "replace"])
-        return str(job)
