@@ -6,6 +6,7 @@ launched, so --help, --version and --dry-run stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -81,6 +82,42 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     if not podman_args:
         raise UsageError("no podman arguments given (e.g. runas-podman podman -u USER -- ps)")
     return launch(LaunchOptions(**options), ("podman", *podman_args), package="podman")
+
+
+@cli.command("install-pam")
+@click.option(
+    "--dest",
+    default="/etc/pam.d/runas",
+    show_default=True,
+    metavar="PATH",
+    help="Where to install the PAM service file of `runas`.",
+)
+def install_pam(dest: str) -> int:
+    """Install the PAM service file that `runas` sessions use (PAMName=runas)."""
+    from importlib.resources import files
+
+    text = files("runas_podman").joinpath("data/pam.d/runas").read_text()
+    try:
+        with open(dest) as existing:
+            if existing.read() == text:
+                click.echo(f"{dest} is up to date")
+                return 0
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise RunasError(f"cannot read {dest}: {error.strerror}") from None
+    staging = f"{dest}.runas-new"
+    try:
+        with open(staging, "w") as new:
+            new.write(text)
+        os.chmod(staging, 0o644)
+        os.replace(staging, dest)  # whole or not at all
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+        raise RunasError(f"cannot install {dest}: {error.strerror} (run as root)") from None
+    click.echo(f"installed {dest}")
+    return 0
 
 
 def choose_manager(via: str, caller_uid: int, user_uid: int) -> str:
@@ -174,18 +211,26 @@ def fail(prog: str, message: str, status: int) -> NoReturn:
     sys.exit(status)
 
 
-def run_cli(group: click.Group, prog: str, argv: Sequence[str] | None = None) -> NoReturn:
-    """Run a Click group: every error is one line on stderr with a documented status."""
+def run_cli(
+    command: click.Command,
+    prog: str,
+    argv: Sequence[str] | None = None,
+    failure_status: int | None = None,
+) -> NoReturn:
+    """Run a Click command: every error is one line on stderr with a documented status.
+
+    `failure_status`, if given, is the one status for all of the tool's own failures.
+    """
     try:
-        status = group.main(args=argv, prog_name=prog, standalone_mode=False)
+        status = command.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.UsageError as error:
-        fail(prog, f"{error.format_message()} (see {prog} --help)", EXIT_USAGE)
+        fail(prog, f"{error.format_message()} (see {prog} --help)", failure_status or EXIT_USAGE)
     except click.ClickException as error:
-        fail(prog, error.format_message(), error.exit_code)
+        fail(prog, error.format_message(), failure_status or error.exit_code)
     except click.exceptions.Abort:
         fail(prog, "aborted", 130)
     except RunasError as error:
-        fail(prog, error.message, error.status)
+        fail(prog, error.message, failure_status or error.status)
     except KeyboardInterrupt:
         fail(prog, "interrupted", 130)
     sys.exit(status if isinstance(status, int) else 0)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import EXIT_CANNOT_EXECUTE, RunasError
@@ -133,11 +134,13 @@ async def run_plan(
     interactive: bool = False,
     stdio: tuple[int, int, int] | None = None,
     tty_path: str | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> int:
     """Start the plan's unit, wait for it, return the exit status to leave with.
 
     `lifeline_command` is the absolute path of `cat`. `stdio` are the fds for the
     unit's stdin, stdout, stderr (default: the caller's); `tty_path` sets TTYPath=.
+    `on_started` runs once systemd has accepted the unit (authorization is over).
     """
     loop = asyncio.get_running_loop()
     interrupted: asyncio.Future[int] = loop.create_future()
@@ -176,6 +179,8 @@ async def run_plan(
             raise _start_error(error, plan.unit, bus.description) from None
         lifeline.started = True
         lifeline.close_read_end()  # systemd holds it now; the write end stays ours alone
+        if on_started is not None:
+            on_started()
         changed = watching_unit.result()
         waiting = asyncio.ensure_future(_wait_for_unit(bus, plan, job, changed))
         await asyncio.wait([waiting, interrupted], return_when=asyncio.FIRST_COMPLETED)

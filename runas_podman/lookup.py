@@ -24,7 +24,8 @@ def service_user(name_or_uid: str) -> ServiceUser:
         group = grp.getgrgid(entry.pw_gid).gr_name
     except KeyError:
         group = str(entry.pw_gid)
-    return ServiceUser(entry.pw_name, entry.pw_uid, entry.pw_gid, group, entry.pw_dir)
+    shell = entry.pw_shell or "/bin/sh"
+    return ServiceUser(entry.pw_name, entry.pw_uid, entry.pw_gid, group, entry.pw_dir, shell)
 
 
 def _is_executable_file(path: str) -> bool:
@@ -40,3 +41,19 @@ def executable(name: str, what: str | None = None) -> str:
             f"{name}: command not found in systemd's search path: {hint}", EXIT_NOT_FOUND
         )
     return path
+
+
+def own_slice() -> str | None:
+    """The slice this process runs in (for --slice-inherit), from /proc/self/cgroup."""
+    try:
+        with open("/proc/self/cgroup") as cgroup:
+            lines = cgroup.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _id, controllers, path = line.split(":", 2)
+        if controllers in ("", "name=systemd"):
+            slices = [part for part in path.split("/") if part.endswith(".slice")]
+            if slices:
+                return slices[-1]
+    return None

@@ -41,6 +41,7 @@ class ServiceUser:
     gid: int
     group: str
     home: str
+    shell: str = "/bin/sh"
 
     @property
     def runtime_dir(self) -> str:
@@ -111,6 +112,7 @@ class LaunchPlan:
     environment: tuple[tuple[str, str], ...] = ()
     open_files: tuple[OpenFile, ...] = ()
     pass_fds: tuple[PassFd, ...] = ()
+    stdio: str = "pipe"  # or "pty": how systemd-run would be told (--pipe / --pty)
 
     @property
     def fd_names(self) -> tuple[str, ...]:
@@ -164,7 +166,7 @@ class LaunchPlan:
         argv += [
             f"--unit={self.unit}",
             f"--description={self.description}",
-            "--wait", "--pipe", "--quiet", "--collect", "--expand-environment=no",
+            "--wait", f"--{self.stdio}", "--quiet", "--collect", "--expand-environment=no",
         ]  # fmt: skip
         argv += [f"--property={assignment.text}" for assignment in self.assignments]
         argv += [f"--setenv={name}={value}" for name, value in self.environment]
@@ -186,10 +188,12 @@ class LaunchPlan:
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+")
 
 
-def service_unit_name(requested: str | None, random_token: Callable[[], str]) -> str:
+def service_unit_name(
+    requested: str | None, random_token: Callable[[], str], prefix: str = UNIT_NAME_PREFIX
+) -> str:
     """`--unit` validated (`.service` appended if no suffix), or a fresh random name."""
     if requested is None:
-        return f"{UNIT_NAME_PREFIX}{random_token()}.service"
+        return f"{prefix}{random_token()}.service"
     name = requested if "." in requested else f"{requested}.service"
     stem, _, suffix = name.rpartition(".")
     if suffix != "service":

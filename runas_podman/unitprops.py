@@ -356,6 +356,39 @@ def _working_directory(name: str, value: str) -> list[UnitProperty]:
     return [UnitProperty(name, "s", value)]
 
 
+# Capability numbers from linux/capability.h (0..40).
+CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+    "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON",
+    "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)  # fmt: skip
+
+
+def _capabilities(name: str, value: str) -> list[UnitProperty]:
+    """`CAP_A CAP_B`, or `~CAP_A` for all but those (`~` alone: all), as a bit mask."""
+    invert = value.startswith("~")
+    mask = 0
+    for word in value.removeprefix("~").split():
+        cap = word.upper() if word.upper().startswith("CAP_") else "CAP_" + word.upper()
+        if cap not in CAPABILITIES:
+            raise PropertyValueError(f"'{word}' is not a capability name (e.g. CAP_NET_ADMIN)")
+        mask |= 1 << CAPABILITIES.index(cap)
+    return [UnitProperty(name, "t", (~mask & UINT64_MAX) if invert else mask)]
+
+
+def _journal_fields(name: str, value: str) -> list[UnitProperty]:
+    field, sep, _ = value.partition("=")
+    if not sep or not re.fullmatch(r"[A-Z0-9_]+", field) or field.startswith("_"):
+        raise PropertyValueError(f"'{value}' is not FIELD=VALUE with an upper-case journal field")
+    return [UnitProperty(name, "aay", [value.encode()])]
+
+
 def _choice(*choices: str) -> Handler:
     def handler(name: str, value: str) -> list[UnitProperty]:
         if value not in choices:
@@ -424,6 +457,9 @@ HANDLERS: dict[str, Handler] = {
     "KillSignal": _signal,
     "FinalKillSignal": _signal,
     "WorkingDirectory": _working_directory,
+    "AmbientCapabilities": _capabilities,
+    "CapabilityBoundingSet": _capabilities,
+    "LogExtraFields": _journal_fields,
     "Type": _choice(
         "simple", "exec", "forking", "oneshot", "dbus", "notify", "notify-reload", "idle"
     ),

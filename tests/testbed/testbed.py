@@ -318,7 +318,8 @@ class Testbed:
              "--no-build-isolation", "--force-reinstall", "/src"],
             timeout=300,
         )  # fmt: skip
-        self.check(["sh", "-c", f"ln -sf {VENV}/bin/runas-podman /usr/local/bin/"])
+        self.check(["sh", "-c", f"ln -sf {VENV}/bin/runas-podman {VENV}/bin/runas /usr/local/bin/"])
+        self.check(["runas-podman", "install-pam"])  # /etc/pam.d/runas for runas sessions
 
     def down(self) -> None:
         with self.locked():

@@ -1,0 +1,204 @@
+"""The pure core of `runas`: elevator options -> a LaunchPlan, the way run0 builds its unit.
+
+What the invoked command gets is decided here and only here: a fresh unit forked off
+the system manager, with the manager's environment plus an allowlist (TERM, SUDO_*,
+SHELL_PROMPT_PREFIX, the session class, and what --setenv/--preserve-env name).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import UsageError
+from .plan import Assignment, LaunchPlan, Manager, ServiceUser, parse_assignments, parse_setenv
+from .unitprops import ENV_NAME
+
+PAM_SERVICE = "runas"
+DEFAULT_PROMPT_PREFIX = "\N{SUPERHERO} "
+# Hues as run0 picks them: red for root, orange for --empower, yellow for other users.
+HUE_ROOT, HUE_EMPOWER, HUE_OTHER = 0, 30, 60
+TITLE_DOT = {HUE_ROOT: "\N{LARGE RED CIRCLE}", HUE_EMPOWER: "\N{LARGE ORANGE CIRCLE}",
+             HUE_OTHER: "\N{LARGE YELLOW CIRCLE}"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who runs runas, and what of its context the plan may look at."""
+
+    name: str
+    uid: int
+    gid: int
+    cwd: str
+    environ: Mapping[str, str]
+    slice: str | None = None  # the caller's own slice, for --slice-inherit
+    hostname: str = ""
+
+
+@dataclass(frozen=True)
+class ElevateOptions:
+    command: tuple[str, ...] = ()
+    user: ServiceUser | None = None  # None: root (or the caller with --empower)
+    group: str | None = None
+    chdir: str | None = None
+    login: bool = False  # -i
+    via_shell: bool = False  # -s / --via-shell
+    setenv: tuple[str, ...] = ()
+    preserve_env: tuple[str, ...] = ()
+    properties: tuple[str, ...] = ()
+    unit: str = ""
+    description: str | None = None
+    slice: str | None = None
+    slice_inherit: bool = False
+    nice: int | None = None
+    stdio: str = "pipe"  # decided by choose_stdio()
+    background: str | None = None  # None: default tint; "": none
+    shell_prompt_prefix: str | None = None
+    lightweight: bool | None = None
+    empower: bool = False
+    empower_group_exists: bool = False
+
+
+def choose_stdio(pty: bool, pipe: bool, stdin_tty: bool, stdout_tty: bool, stderr_tty: bool) -> str:
+    """As run0: --pty or --pipe when one is given; else (or both) pty iff all three are ttys."""
+    if pty != pipe:
+        return "pty" if pty else "pipe"
+    return "pty" if stdin_tty and stdout_tty and stderr_tty else "pipe"
+
+
+def session_class(
+    lightweight: bool | None, target_is_root: bool, empower: bool, pty: bool
+) -> str | None:
+    """XDG_SESSION_CLASS for pam_systemd (run0's --lightweight); None leaves it to PAM."""
+    if lightweight is None:
+        if not (target_is_root or empower):
+            return None
+        lightweight = True
+    if not pty:
+        return "background-light" if lightweight else "background"
+    base = "user-early" if target_is_root else "user"
+    return base + "-light" if lightweight else base
+
+
+def tint_hue(target_is_root: bool, empower: bool) -> int:
+    if empower:
+        return HUE_EMPOWER
+    return HUE_ROOT if target_is_root else HUE_OTHER
+
+
+def tint_color(hue: int, value: float = 0.2, saturation: float = 0.75) -> str:
+    """An SGR background `48;2;R;G;B` of `hue`, dark as run0 picks it for a dark terminal."""
+    h = (hue % 360) / 60
+    chroma = value * saturation
+    x = chroma * (1 - abs(h % 2 - 1))
+    r, g, b = [(chroma, x, 0), (x, chroma, 0), (0, chroma, x), (0, x, chroma), (x, 0, chroma),
+               (chroma, 0, x)][int(h) % 6]  # fmt: skip
+    m = value - chroma
+    return "48;2;" + ";".join(str(round((c + m) * 255)) for c in (r, g, b))
+
+
+def window_title(hue: int, command: Sequence[str], hostname: str) -> str:
+    text = f"{TITLE_DOT[hue]} {shlex.join(command)}"
+    return f"{text} on {hostname}" if hostname else text
+
+
+def check_conflicts(options: ElevateOptions, user_given: bool) -> None:
+    if options.empower and user_given:
+        raise UsageError("--empower keeps your own user: it cannot be combined with -u/--user")
+    if options.login and options.chdir is not None:
+        raise UsageError("-i already changes to the target's home: drop -D/--chdir, or -i")
+
+
+def build_elevate_plan(options: ElevateOptions, caller: Caller, target: ServiceUser) -> LaunchPlan:
+    """The unit run0 would start for these options, as a LaunchPlan."""
+    target_is_root = target.uid == 0 and not options.empower
+    pty = options.stdio == "pty"
+    argv = login_command(options, target)
+    texts = [f"User={target.name}"]
+    if options.group is not None:
+        texts.append(f"Group={options.group}")
+    texts += [f"PAMName={PAM_SERVICE}", "Type=exec", "SendSIGHUP=yes", "IgnoreSIGPIPE=no"]
+    texts.append(f"Slice={unit_slice(options, caller)}")
+    texts += [f"LogExtraFields=ELEVATED_UID={caller.uid}",
+              f"LogExtraFields=ELEVATED_GID={caller.gid}",
+              f"LogExtraFields=ELEVATED_USER={caller.name}"]  # fmt: skip
+    if options.nice is not None:
+        texts.append(f"Nice={options.nice}")
+    workdir = working_directory(options, caller, target_is_root)
+    if workdir is not None:
+        texts.append(f"WorkingDirectory={workdir}")
+    if options.empower:
+        texts.append("AmbientCapabilities=~")
+        if options.empower_group_exists:
+            texts.append("SupplementaryGroups=empower")
+    assignments: list[Assignment] = [Assignment.parse(text) for text in texts]
+    assignments += parse_assignments(options.properties)
+    return LaunchPlan(
+        unit=options.unit,
+        manager=Manager.SYSTEM,
+        user=target,
+        argv=tuple(argv),
+        description=options.description or f"[runas] {shlex.join(argv)}"[:200],
+        assignments=tuple(assignments),
+        environment=environment(options, caller, target_is_root, pty),
+        stdio=options.stdio,
+    )
+
+
+def login_command(options: ElevateOptions, target: ServiceUser) -> list[str]:
+    """The command, or the target's shell with login semantics when there is none.
+
+    `-l` (not a '-' argv0) so that the plan renders exactly as a systemd-run command.
+    """
+    shell = target.shell or "/bin/sh"
+    if not options.command:
+        return [shell, "-l"]
+    if options.via_shell or options.login:
+        return [shell, "-l", "-c", shlex.join(options.command)]
+    return list(options.command)
+
+
+def working_directory(options: ElevateOptions, caller: Caller, target_is_root: bool) -> str | None:
+    """-D as given; -i: ~; else as run0: the caller's directory for root, ~ otherwise."""
+    if options.login:
+        return "~"
+    if options.chdir is not None:
+        return options.chdir if options.chdir == "~" or options.chdir.startswith("/") else None
+    return caller.cwd if target_is_root else "~"
+
+
+def unit_slice(options: ElevateOptions, caller: Caller) -> str:
+    base = options.slice.removesuffix(".slice") if options.slice else ""
+    if options.slice_inherit and caller.slice:
+        inherited = caller.slice.removesuffix(".slice")
+        base = f"{inherited}-{base}" if base else inherited
+    return (base or "user") + ".slice"
+
+
+def environment(
+    options: ElevateOptions, caller: Caller, target_is_root: bool, pty: bool
+) -> tuple[tuple[str, str], ...]:
+    env: dict[str, str] = {}
+    term = caller.environ.get("TERM")
+    if term:
+        env["TERM"] = term
+    elif pty:
+        env["TERM"] = "dumb"
+    env.update(SUDO_USER=caller.name, SUDO_UID=str(caller.uid), SUDO_GID=str(caller.gid))
+    prefix = options.shell_prompt_prefix
+    if prefix is None:
+        prefix = caller.environ.get("SYSTEMD_RUN_SHELL_PROMPT_PREFIX", DEFAULT_PROMPT_PREFIX)
+    if prefix:
+        env["SHELL_PROMPT_PREFIX"] = prefix
+    klass = session_class(options.lightweight, target_is_root, options.empower, pty)
+    if klass is not None:
+        env["XDG_SESSION_CLASS"] = klass
+    for names in options.preserve_env:
+        for name in filter(None, names.split(",")):
+            if not ENV_NAME.fullmatch(name):
+                raise UsageError(f"--preserve-env: '{name}' is not a valid variable name")
+            if name in caller.environ:
+                env[name] = caller.environ[name]
+    env.update(parse_setenv(options.setenv, dict(caller.environ)))
+    return tuple(env.items())

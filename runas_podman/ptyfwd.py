@@ -1,0 +1,199 @@
+"""The client side of a pty session: raw mode, window size, tint and title, restore.
+
+The pty is allocated here; its peer goes to systemd as the unit's TTYPath and stdio
+(as run0 does), and this end shovels bytes between the caller's terminal and it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import signal
+import struct
+import termios
+import tty
+from typing import Any
+
+ESC = b"\x1b"
+SGR_RESETS_BACKGROUND = {b"", b"0", b"00", b"49"}
+MAX_SEQUENCE = 192  # as run0: longer control sequences pass through untouched
+
+
+class Tinter:
+    """Keeps a background colour on everything written, as run0's pty forwarder does.
+
+    The colour is set at the start and again after every CR/LF, after a full or soft
+    terminal reset, and appended to any SGR sequence that resets the background. State
+    carries across chunks, so output may arrive split anywhere.
+    """
+
+    def __init__(self, sgr: str) -> None:
+        self.set_bg = ESC + b"[" + sgr.encode() + b"m"
+        self.sgr = sgr.encode()
+        self.pending = b""  # an unfinished escape sequence from the previous chunk
+
+    def start(self) -> bytes:
+        return self.set_bg + ESC + b"[K"
+
+    def feed(self, data: bytes) -> bytes:
+        data, self.pending = self.pending + data, b""
+        out = bytearray()
+        i = 0
+        while i < len(data):
+            byte = data[i : i + 1]
+            if byte == ESC:
+                end = self._sequence_end(data, i)
+                if end is None:  # incomplete: keep for the next chunk (bounded)
+                    if len(data) - i < MAX_SEQUENCE:
+                        self.pending = data[i:]
+                        break
+                    end = len(data)
+                out += self._rewrite(data[i:end])
+                i = end
+                continue
+            out += byte
+            if byte in (b"\n", b"\r"):
+                out += self.set_bg
+            i += 1
+        return bytes(out)
+
+    @staticmethod
+    def _sequence_end(data: bytes, start: int) -> int | None:
+        """Index after the escape sequence starting at `start`, or None if incomplete."""
+        if start + 1 >= len(data):
+            return None
+        kind = data[start + 1 : start + 2]
+        if kind == b"[":  # CSI: parameters, then a final byte 0x40-0x7e
+            for j in range(start + 2, min(len(data), start + MAX_SEQUENCE)):
+                if 0x40 <= data[j] <= 0x7E:
+                    return j + 1
+            return None if len(data) < start + MAX_SEQUENCE else start + MAX_SEQUENCE
+        return start + 2  # ESC c, ESC 7, ...: two bytes (OSC and others pass through as is)
+
+    def _rewrite(self, sequence: bytes) -> bytes:
+        if sequence == ESC + b"c" or sequence == ESC + b"[!p":  # full / soft reset
+            return sequence + self.set_bg
+        if sequence.startswith(ESC + b"[") and sequence.endswith(b"m"):
+            params = sequence[2:-1]
+            if any(p in SGR_RESETS_BACKGROUND for p in params.split(b";")):
+                return ESC + b"[" + params + b";" + self.sgr + b"m"
+        return sequence
+
+
+class PtyForwarder:
+    """Shovels bytes between the caller's terminal (fds 0 and 1) and a fresh pty."""
+
+    def __init__(self, tint: str | None, title: str | None) -> None:
+        self.master, self.peer = os.openpty()
+        self.path = os.ttyname(self.peer)
+        os.set_blocking(self.master, False)
+        self.tinter = Tinter(tint) if tint else None
+        self.title = title
+        self.saved: list[Any] | None = None
+        self.to_master = bytearray()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.started = False
+
+    def close_peer(self) -> None:
+        if self.peer >= 0:
+            os.close(self.peer)
+            self.peer = -1
+
+    def start(self) -> None:
+        """Raw mode, size, tint/title; then forward until stop()."""
+        self.loop = asyncio.get_running_loop()
+        if os.isatty(0):
+            self.saved = termios.tcgetattr(0)
+            tty.setraw(0, termios.TCSANOW)
+        self.sync_size()
+        self.loop.add_signal_handler(signal.SIGWINCH, self.sync_size)
+        head = b""
+        if self.title:
+            head += ESC + b"[22;2t" + ESC + b"]2;" + self.title.encode() + ESC + b"\\"
+        if self.tinter:
+            head += self.tinter.start()
+        self._write_out(head)
+        self.loop.add_reader(0, self._on_input)
+        self.loop.add_reader(self.master, self._on_output)
+        self.started = True
+
+    def sync_size(self) -> None:
+        with contextlib.suppress(OSError):
+            size = fcntl.ioctl(1, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
+
+    def _on_input(self) -> None:
+        try:
+            data = os.read(0, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            assert self.loop is not None
+            self.loop.remove_reader(0)
+            return
+        self.to_master += data
+        self._flush_to_master()
+
+    def _flush_to_master(self) -> None:
+        assert self.loop is not None
+        try:
+            written = os.write(self.master, self.to_master)
+            del self.to_master[:written]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.to_master.clear()
+        if self.to_master:
+            self.loop.add_writer(self.master, self._flush_to_master)
+        else:
+            self.loop.remove_writer(self.master)
+
+    def _on_output(self) -> None:
+        self.drain()
+
+    def drain(self) -> None:
+        """Copy whatever the pty has for us to the caller's terminal."""
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno == errno.EIO and self.loop is not None:  # the peer is gone
+                    self.loop.remove_reader(self.master)
+                return
+            if not data:
+                return
+            self._write_out(self.tinter.feed(data) if self.tinter else data)
+
+    @staticmethod
+    def _write_out(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(1, view)
+            except BlockingIOError:
+                continue
+            view = view[written:]
+
+    def stop(self) -> None:
+        """Drain, reset colours and title, restore the terminal: on every exit path."""
+        if self.loop is not None:
+            for remove in (self.loop.remove_reader, self.loop.remove_writer):
+                remove(0)
+                remove(self.master)
+            self.loop.remove_signal_handler(signal.SIGWINCH)
+        if self.started:
+            self.drain()
+            tail = ESC + b"[0m" + ESC + b"[J" if self.tinter else b""
+            if self.title:
+                tail += ESC + b"[23;2t"
+            self._write_out(tail)
+        if self.saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+            self.saved = None
+        self.close_peer()
+        os.close(self.master)

@@ -1,0 +1,244 @@
+"""`runas`: a run0-style elevator. The command runs in a fresh unit forked off the system
+manager, never in the caller's context. Exit status: the command's (128+N for a
+signal), or 1 for a failure of runas itself.
+
+Imports stay light at the top: `runas --version` must be fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .cli import run_cli
+
+PROG = "runas"
+EXIT_FAILURE = 1
+PAM_FILE = "/etc/pam.d/runas"
+
+
+def _boolean(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    from .unitprops import PropertyValueError, parse_boolean
+
+    try:
+        return parse_boolean(value)
+    except PropertyValueError as error:
+        raise click.BadParameter(str(error), param_hint="--lightweight") from None
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False}
+)
+@click.version_option(__version__, prog_name=PROG)
+@click.option("-u", "--user", metavar="USER", help="Run as USER (name or uid); default root.")
+@click.option("-g", "--group", metavar="GROUP", help="Run with GROUP (name or gid).")
+@click.option("-D", "--chdir", metavar="DIR", help="Working directory (default: run0's rule).")
+@click.option("-i", "login", is_flag=True, help="Login shell semantics; change to the home.")
+@click.option(
+    "-s",
+    "--shell",
+    "--via-shell",
+    "via_shell",
+    is_flag=True,
+    help="Run COMMAND through the target user's login shell.",
+)
+@click.option(
+    "--setenv",
+    "--env",
+    "setenv",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help="Set a variable; NAME alone copies yours. Repeatable.",
+)
+@click.option(
+    "--preserve-env",
+    multiple=True,
+    metavar="LIST",
+    help="Comma-separated names of your variables to keep. Repeatable.",
+)
+@click.option(
+    "-p",
+    "--property",
+    "properties",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Unit property (systemctl set-property syntax). Repeatable.",
+)
+@click.option("--unit", metavar="NAME", help="Unit name (default runas-RANDOM.service).")
+@click.option("--description", metavar="TEXT", help="Unit description.")
+@click.option("--slice", "slice_", metavar="SLICE", help="Slice of the unit (default user.slice).")
+@click.option("--slice-inherit", is_flag=True, help="Put the unit under your own slice.")
+@click.option("--nice", type=click.IntRange(-20, 19), metavar="NICE", help="Nice level.")
+@click.option("--pty", is_flag=True, help="Use a pseudo-terminal (default if all stdio are ttys).")
+@click.option("--pipe", is_flag=True, help="Pass your stdin/stdout/stderr directly.")
+@click.option(
+    "--background",
+    metavar="COLOR",
+    help="ANSI background for the session (e.g. 48;2;60;0;0); empty: none.",
+)
+@click.option(
+    "--shell-prompt-prefix", metavar="STRING", help="$SHELL_PROMPT_PREFIX for the command."
+)
+@click.option("--lightweight", metavar="BOOL", help="Session class without a user manager.")
+@click.option(
+    "-n",
+    "--non-interactive",
+    "--no-ask-password",
+    "non_interactive",
+    is_flag=True,
+    help="Do not ask for authorization interactively.",
+)
+@click.option(
+    "--empower",
+    is_flag=True,
+    help="Keep your user, add all capabilities and the empower group (see docs).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the equivalent systemd-run command line.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def runas(command: tuple[str, ...], **options: Any) -> int:
+    """Run COMMAND (default: the target user's login shell) with other privileges."""
+    return elevate(command, **options)  # lazily imported machinery lives below
+
+
+def elevate(command: tuple[str, ...], **options: Any) -> int:
+    import grp
+    import pwd
+    import socket
+
+    from . import lookup
+    from .elevate import (
+        Caller,
+        ElevateOptions,
+        build_elevate_plan,
+        check_conflicts,
+        choose_stdio,
+        tint_color,
+        tint_hue,
+        window_title,
+    )
+    from .errors import RunasError
+    from .plan import service_unit_name
+
+    user_given = options["user"] is not None
+    caller_entry = pwd.getpwuid(os.getuid())
+    # --empower keeps the caller's own user; otherwise -u, or root.
+    target_name = caller_entry.pw_name if options["empower"] else options["user"] or "root"
+    stdio = choose_stdio(options["pty"], options["pipe"], *(os.isatty(fd) for fd in (0, 1, 2)))
+    try:
+        grp.getgrnam("empower")
+        empower_group = True
+    except KeyError:
+        empower_group = False
+    elevate_options = ElevateOptions(
+        command=command,
+        group=options["group"],
+        chdir=options["chdir"],
+        login=options["login"],
+        via_shell=options["via_shell"],
+        setenv=options["setenv"],
+        preserve_env=options["preserve_env"],
+        properties=options["properties"],
+        unit=service_unit_name(options["unit"], lambda: os.urandom(6).hex(), prefix="runas-"),
+        description=options["description"],
+        slice=options["slice_"],
+        slice_inherit=options["slice_inherit"],
+        nice=options["nice"],
+        stdio=stdio,
+        background=options["background"],
+        shell_prompt_prefix=options["shell_prompt_prefix"],
+        lightweight=_boolean(options["lightweight"]),
+        empower=options["empower"],
+        empower_group_exists=empower_group,
+    )
+    check_conflicts(elevate_options, user_given)
+    target = lookup.service_user(target_name)
+    if command and not (elevate_options.via_shell or elevate_options.login):
+        path = lookup.executable(command[0])
+        elevate_options = _with_command(elevate_options, (path, *command[1:]))
+    caller = Caller(
+        name=caller_entry.pw_name,
+        uid=os.getuid(),
+        gid=os.getgid(),
+        cwd=_cwd(),
+        environ=dict(os.environ),
+        slice=lookup.own_slice(),
+        hostname=socket.gethostname(),
+    )
+    plan = build_elevate_plan(elevate_options, caller, target)
+    if options["dry_run"]:
+        click.echo(plan.systemd_run_command())
+        return 0
+    if not os.path.exists(PAM_FILE):
+        raise RunasError(
+            f"the PAM service file {PAM_FILE} is missing: install it with "
+            "`runas-podman install-pam` (see docs/elevation.md)"
+        )
+    hue = tint_hue(target.uid == 0, elevate_options.empower)
+    background = options["background"]
+    tint = tint_color(hue) if background is None else (background or None)
+    title = window_title(hue, plan.argv, caller.hostname)
+    interactive = not options["non_interactive"] and os.geteuid() != 0
+    return _launch(plan, stdio, tint, title, interactive, lookup.executable("cat", "coreutils"))
+
+
+def _with_command(options: Any, command: tuple[str, ...]) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(options, command=command)
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return "/"
+
+
+def _launch(
+    plan: Any, stdio: str, tint: str | None, title: str, interactive: bool, cat: str
+) -> int:
+    import asyncio
+
+    from .launcher import run_plan
+    from .polkit_agent import close_agent, open_agent
+    from .ptyfwd import PtyForwarder
+    from .systemd_bus import SystemdBus
+
+    async def session() -> int:
+        bus = await SystemdBus.connect_system()
+        agent = open_agent() if interactive else None
+        forwarder = PtyForwarder(tint, title) if stdio == "pty" else None
+
+        def started() -> None:
+            close_agent(agent)  # authorization is over: the terminal is ours again
+            if forwarder is not None:
+                forwarder.close_peer()
+                forwarder.start()
+
+        try:
+            peer = (forwarder.peer,) * 3 if forwarder else None
+            return await run_plan(
+                plan, bus, lifeline_command=cat, interactive=interactive,
+                stdio=peer, tty_path=forwarder.path if forwarder else None, on_started=started,
+            )  # fmt: skip
+        finally:
+            if forwarder is not None:
+                forwarder.stop()
+            close_agent(agent)
+            bus.disconnect()
+
+    return asyncio.run(session())
+
+
+def main() -> NoReturn:
+    run_cli(runas, PROG, failure_status=EXIT_FAILURE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
