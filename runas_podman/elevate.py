@@ -34,6 +34,7 @@ class Caller:
     environ: Mapping[str, str]
     slice: str | None = None  # the caller's own slice, for --slice-inherit
     hostname: str = ""
+    on_tty: bool = False  # any of the caller's stdin, stdout, stderr is a terminal
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def environment(
 ) -> tuple[tuple[str, str], ...]:
     env: dict[str, str] = {}
     term = caller.environ.get("TERM")
-    if term:
+    if term and (pty or caller.on_tty):  # as run0: TERM only where a terminal is involved
         env["TERM"] = term
     elif pty:
         env["TERM"] = "dumb"

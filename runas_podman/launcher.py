@@ -225,7 +225,7 @@ def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
     ):
         return RunasError(
             f"access denied: starting {unit} on {manager} needs root or a polkit rule granting "
-            "org.freedesktop.systemd1.manage-units"
+            f"org.freedesktop.systemd1.manage-units ({error.text or error.name})"
         )
     return RunasError(f"systemd refused to start {unit}: {error.text or error.name}")
 

@@ -33,6 +33,7 @@ def open_agent() -> subprocess.Popen[bytes] | None:
     notify_read, notify_write = os.pipe()
     try:
         process = subprocess.Popen(
+            # As run0: the agent serves the caller's logind session.
             [agent, "--notify-fd", str(notify_write), "--fallback"],
             pass_fds=(notify_write,),
             # Each std stream that is not a terminal is the terminal for the agent.

@@ -129,7 +129,8 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
     caller_entry = pwd.getpwuid(os.getuid())
     # --empower keeps the caller's own user; otherwise -u, or root.
     target_name = caller_entry.pw_name if options["empower"] else options["user"] or "root"
-    stdio = choose_stdio(options["pty"], options["pipe"], *(os.isatty(fd) for fd in (0, 1, 2)))
+    ttys = [os.isatty(fd) for fd in (0, 1, 2)]
+    stdio = choose_stdio(options["pty"], options["pipe"], *ttys)
     try:
         grp.getgrnam("empower")
         empower_group = True
@@ -169,6 +170,7 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
         environ=dict(os.environ),
         slice=lookup.own_slice(),
         hostname=socket.gethostname(),
+        on_tty=any(ttys),
     )
     plan = build_elevate_plan(elevate_options, caller, target)
     if options["dry_run"]:

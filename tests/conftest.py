@@ -53,7 +53,7 @@ def testbed() -> Iterator[Testbed]:
 
 def leftover_units(bed: Testbed) -> list[str]:
     """Our units still loaded on the system manager or on test's user manager."""
-    patterns = ["runas-podman-*", "rp-*"]
+    patterns = ["runas-podman-*", "runas-*", "rp-*"]
     system = bed.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", *patterns])
     user = bed.run(
         ["systemctl", "--user", "--machine=test@", "list-units", "--all", "--plain",

@@ -1,0 +1,170 @@
+"""The pure core of `runas`: run0's rules for stdio, environment, directories, tint."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runas_podman.elevate import (
+    DEFAULT_PROMPT_PREFIX,
+    Caller,
+    ElevateOptions,
+    build_elevate_plan,
+    check_conflicts,
+    choose_stdio,
+    session_class,
+    tint_color,
+    unit_slice,
+    window_title,
+)
+from runas_podman.errors import UsageError
+from runas_podman.plan import ServiceUser
+from runas_podman.ptyfwd import Tinter
+
+ROOT = ServiceUser("root", 0, 0, "root", "/root", "/bin/bash")
+TEST = ServiceUser("test", 1000, 1000, "test", "/home/test", "/bin/bash")
+CALLER = Caller(
+    name="alice", uid=1001, gid=1001, cwd="/srv/work",
+    environ={"TERM": "xterm-256color", "LD_PRELOAD": "/evil.so", "PATH": "/evil:/usr/bin",
+             "PYTHONPATH": "/evil", "IFS": ":", "KEEP": "kept", "HOME": "/home/alice"},
+    slice="user-1001.slice", hostname="box",
+)  # fmt: skip
+
+
+def plan_for(target: ServiceUser = TEST, caller: Caller = CALLER, **options: object):  # type: ignore[no-untyped-def]
+    defaults: dict[str, object] = {"command": ("/usr/bin/id",), "unit": "runas-x.service"}
+    defaults.update(options)
+    return build_elevate_plan(ElevateOptions(**defaults), caller, target)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("pty", "pipe", "ttys", "mode"),
+    [(False, False, (True, True, True), "pty"), (False, False, (True, True, False), "pipe"),
+     (False, False, (False, True, True), "pipe"), (True, False, (False, False, False), "pty"),
+     (False, True, (True, True, True), "pipe"), (True, True, (True, True, True), "pty"),
+     (True, True, (True, False, True), "pipe")],
+)  # fmt: skip
+def test_stdio_choice_as_run0(pty: bool, pipe: bool, ttys: tuple[bool, ...], mode: str) -> None:
+    assert choose_stdio(pty, pipe, *ttys) == mode
+
+
+def test_environment_is_an_allowlist() -> None:
+    env = dict(plan_for(caller=dataclasses.replace(CALLER, on_tty=True)).environment)
+    assert env == {
+        "TERM": "xterm-256color",
+        "SUDO_USER": "alice", "SUDO_UID": "1001", "SUDO_GID": "1001",
+        "SHELL_PROMPT_PREFIX": DEFAULT_PROMPT_PREFIX,
+    }  # fmt: skip
+
+
+def test_term_only_where_a_terminal_is_involved() -> None:
+    assert "TERM" not in dict(plan_for().environment)
+    pty_env = dict(
+        plan_for(stdio="pty", caller=dataclasses.replace(CALLER, environ={})).environment
+    )
+    assert pty_env["TERM"] == "dumb"
+
+
+def test_setenv_preserve_env_and_prompt_prefix() -> None:
+    caller = dataclasses.replace(
+        CALLER, environ={**CALLER.environ, "SYSTEMD_RUN_SHELL_PROMPT_PREFIX": "$ "}
+    )
+    env = dict(
+        plan_for(caller=caller, setenv=("A=1", "KEEP"), preserve_env=("HOME,NOPE",)).environment
+    )
+    assert env["A"] == "1" and env["KEEP"] == "kept" and env["HOME"] == "/home/alice"
+    assert "NOPE" not in env and env["SHELL_PROMPT_PREFIX"] == "$ "
+    assert "SHELL_PROMPT_PREFIX" not in dict(plan_for(shell_prompt_prefix="").environment)
+    assert dict(plan_for(shell_prompt_prefix="# ").environment)["SHELL_PROMPT_PREFIX"] == "# "
+
+
+def test_unit_properties_as_run0() -> None:
+    texts = [a.text for a in plan_for().assignments]
+    assert texts[:6] == ["User=test", "PAMName=runas", "Type=exec", "SendSIGHUP=yes",
+                         "IgnoreSIGPIPE=no", "Slice=user.slice"]  # fmt: skip
+    assert "LogExtraFields=ELEVATED_USER=alice" in texts
+    assert "WorkingDirectory=~" in texts
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "directory"),
+    [(ROOT, {}, "/srv/work"), (TEST, {}, "~"), (TEST, {"chdir": "/var"}, "/var"),
+     (ROOT, {"login": True}, "~"), (TEST, {"chdir": "~"}, "~")],
+)  # fmt: skip
+def test_working_directory_rules(
+    target: ServiceUser, options: dict[str, object], directory: str
+) -> None:
+    texts = [a.text for a in plan_for(target=target, **options).assignments]
+    assert f"WorkingDirectory={directory}" in texts
+
+
+def test_login_shell_without_command_and_via_shell() -> None:
+    assert plan_for(command=()).argv == ("/bin/bash", "-l")
+    assert plan_for(command=("echo", "a b"), via_shell=True).argv == (
+        "/bin/bash", "-l", "-c", "echo 'a b'",
+    )  # fmt: skip
+
+
+def test_empower_properties() -> None:
+    alice = ServiceUser("alice", 1001, 1001, "alice", "/home/alice", "/bin/bash")
+    texts = [
+        a.text for a in plan_for(target=alice, empower=True, empower_group_exists=True).assignments
+    ]
+    assert "AmbientCapabilities=~" in texts and "SupplementaryGroups=empower" in texts
+    assert "User=alice" in texts
+
+
+def test_conflicts() -> None:
+    with pytest.raises(UsageError, match="--empower keeps your own user"):
+        check_conflicts(ElevateOptions(empower=True), user_given=True)
+    with pytest.raises(UsageError, match="-i already changes"):
+        check_conflicts(ElevateOptions(login=True, chdir="/tmp"), user_given=False)
+
+
+@pytest.mark.parametrize(
+    ("lightweight", "root", "empower", "pty", "klass"),
+    [(None, True, False, True, "user-early-light"), (None, False, False, True, None),
+     (None, False, True, False, "background-light"), (False, True, False, True, "user-early"),
+     (True, False, False, True, "user-light"), (False, False, False, False, "background")],
+)  # fmt: skip
+def test_session_class(
+    lightweight: bool | None, root: bool, empower: bool, pty: bool, klass: str | None
+) -> None:
+    assert session_class(lightweight, root, empower, pty) == klass
+
+
+def test_slices() -> None:
+    assert unit_slice(ElevateOptions(), CALLER) == "user.slice"
+    assert unit_slice(ElevateOptions(slice="work"), CALLER) == "work.slice"
+    assert unit_slice(ElevateOptions(slice_inherit=True), CALLER) == "user-1001.slice"
+    assert unit_slice(ElevateOptions(slice="x", slice_inherit=True), CALLER) == "user-1001-x.slice"
+
+
+def test_tint_colors_and_title() -> None:
+    assert tint_color(0) == "48;2;51;13;13"  # reddish for root
+    assert tint_color(60) == "48;2;51;51;13"  # yellowish for another user
+    assert tint_color(30) == "48;2;51;32;13"
+    assert window_title(0, ["/bin/bash", "-l"], "box") == "\N{LARGE RED CIRCLE} /bin/bash -l on box"
+
+
+def test_tinter_rewrites_resets_and_line_starts() -> None:
+    tinter = Tinter("41")
+    assert tinter.start() == b"\x1b[41m\x1b[K"
+    assert tinter.feed(b"a\r\nb") == b"a\r\x1b[41m\n\x1b[41mb"
+    assert tinter.feed(b"\x1b[0m\x1b[1;32m\x1b[49m") == b"\x1b[0;41m\x1b[1;32m\x1b[49;41m"
+    assert tinter.feed(b"\x1bc") == b"\x1bc\x1b[41m"
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(0, 300), max_size=6))
+def test_tinter_output_does_not_depend_on_chunking(data: bytes, cuts: list[int]) -> None:
+    in_one = Tinter("41")
+    whole = in_one.feed(data)
+    in_pieces = Tinter("41")
+    points = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    pieces = b"".join(in_pieces.feed(data[a:b]) for a, b in itertools.pairwise(points))
+    assert pieces == whole
+    assert in_pieces.pending == in_one.pending  # an unfinished sequence is held the same way
