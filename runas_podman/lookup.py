@@ -12,9 +12,8 @@ from .plan import ServiceUser, resolve_executable
 
 def service_user(name_or_uid: str) -> ServiceUser:
     try:
-        entry = (
-            pwd.getpwuid(int(name_or_uid)) if name_or_uid.isdigit() else pwd.getpwnam(name_or_uid)
-        )
+        numeric = name_or_uid.isascii() and name_or_uid.isdigit()
+        entry = pwd.getpwuid(int(name_or_uid)) if numeric else pwd.getpwnam(name_or_uid)
     except (KeyError, OverflowError):
         raise RunasError(
             f"unknown user '{name_or_uid}': create it first "

@@ -263,7 +263,7 @@ def parse_open_file(text: str) -> OpenFile:
 def parse_pass_fd(text: str) -> PassFd:
     """N[:NAME]; NAME defaults to fdN."""
     number, _, name = text.partition(":")
-    if not number.isdigit() or int(number) < 3:
+    if not (number.isascii() and number.isdigit()) or int(number) < 3:
         raise UsageError(f"--pass-fd '{text}': N must be an open fd number of 3 or more")
     name = name or f"fd{number}"
     if not _FD_NAME.fullmatch(name):

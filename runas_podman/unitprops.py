@@ -338,7 +338,7 @@ def _umask(name: str, value: str) -> list[UnitProperty]:
 
 def _signal(name: str, value: str) -> list[UnitProperty]:
     text = value  # systemd's signal_from_string() is case-sensitive
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         number = int(text)
         if not 1 <= number < signal.NSIG:
             raise PropertyValueError(f"'{value}' is not a signal number")
