@@ -97,27 +97,72 @@ def install_pam(dest: str) -> int:
     from importlib.resources import files
 
     text = files("runas_podman").joinpath("data/pam.d/runas").read_text()
+    if not write_if_changed(dest, text):
+        click.echo(f"{dest} is up to date")
+        return 0
+    click.echo(f"installed {dest}")
+    return 0
+
+
+@cli.command("install-broker")
+@click.option(
+    "--dest",
+    default="/etc/systemd/system",
+    show_default=True,
+    metavar="DIR",
+    help="Where the unit files go.",
+)
+def install_broker(dest: str) -> int:
+    """Install and start the root broker of runas's wheel+PAM path (runas-broker.socket)."""
+    import asyncio
+    from importlib.resources import files
+
+    changed = False
+    for name in ("runas-broker.socket", "runas-broker@.service"):
+        text = files("runas_podman").joinpath(f"data/systemd/{name}").read_text()
+        changed |= write_if_changed(
+            os.path.join(dest, name), text.replace("{python}", sys.executable)
+        )
+
+    async def enable() -> None:
+        from .systemd_bus import SystemdBus
+
+        bus = await SystemdBus.connect_system()
+        try:
+            await bus.call("Reload")
+            await bus.call("EnableUnitFiles", "asbb", [["runas-broker.socket"], False, True])
+            await bus.call("StartUnit", "ss", ["runas-broker.socket", "replace"])
+        finally:
+            bus.disconnect()
+
+    asyncio.run(enable())
+    click.echo(
+        "runas-broker.socket installed and started" if changed else "runas-broker is up to date"
+    )
+    return 0
+
+
+def write_if_changed(path: str, text: str, mode: int = 0o644) -> bool:
+    """Write `text` to `path` whole (via a rename) unless it is there already."""
     try:
-        with open(dest) as existing:
+        with open(path) as existing:
             if existing.read() == text:
-                click.echo(f"{dest} is up to date")
-                return 0
+                return False
     except FileNotFoundError:
         pass
     except OSError as error:
-        raise RunasError(f"cannot read {dest}: {error.strerror}") from None
-    staging = f"{dest}.runas-new"
+        raise RunasError(f"cannot read {path}: {error.strerror}") from None
+    staging = f"{path}.runas-new"
     try:
         with open(staging, "w") as new:
             new.write(text)
-        os.chmod(staging, 0o644)
-        os.replace(staging, dest)  # whole or not at all
+        os.chmod(staging, mode)
+        os.replace(staging, path)
     except OSError as error:
         with contextlib.suppress(OSError):
             os.unlink(staging)
-        raise RunasError(f"cannot install {dest}: {error.strerror} (run as root)") from None
-    click.echo(f"installed {dest}")
-    return 0
+        raise RunasError(f"cannot install {path}: {error.strerror} (run as root)") from None
+    return True
 
 
 def choose_manager(via: str, caller_uid: int, user_uid: int) -> str:

@@ -135,12 +135,14 @@ async def run_plan(
     stdio: tuple[int, int, int] | None = None,
     tty_path: str | None = None,
     on_started: Callable[[], None] | None = None,
+    stop_when: asyncio.Future[int] | None = None,
 ) -> int:
     """Start the plan's unit, wait for it, return the exit status to leave with.
 
     `lifeline_command` is the absolute path of `cat`. `stdio` are the fds for the
     unit's stdin, stdout, stderr (default: the caller's); `tty_path` sets TTYPath=.
     `on_started` runs once systemd has accepted the unit (authorization is over).
+    `stop_when`, once done, stops the unit like a signal would (its value: the status).
     """
     loop = asyncio.get_running_loop()
     interrupted: asyncio.Future[int] = loop.create_future()
@@ -183,14 +185,18 @@ async def run_plan(
             on_started()
         changed = watching_unit.result()
         waiting = asyncio.ensure_future(_wait_for_unit(bus, plan, job, changed))
-        await asyncio.wait([waiting, interrupted], return_when=asyncio.FIRST_COMPLETED)
+        stoppers = [interrupted] if stop_when is None else [interrupted, stop_when]
+        await asyncio.wait([waiting, *stoppers], return_when=asyncio.FIRST_COMPLETED)
         if waiting.done():
             return waiting.result()
         waiting.cancel()
         # Told to stop: end the lifeline, and BindsTo= stops the unit with it.
         lifeline.close()
         await _wait_inactive(bus, plan.unit, changed)
-        return 128 + interrupted.result()
+        if interrupted.done():
+            return 128 + interrupted.result()
+        assert stop_when is not None
+        return stop_when.result()
     finally:
         for signum in TERMINATING_SIGNALS:
             loop.remove_signal_handler(signum)

@@ -181,7 +181,9 @@ class PtyForwarder:
 
     def stop(self) -> None:
         """Drain, reset colours and title, restore the terminal: on every exit path."""
-        if self.loop is not None:
+        if self.master < 0:
+            return  # stopped already
+        if self.loop is not None and not self.loop.is_closed():
             for remove in (self.loop.remove_reader, self.loop.remove_writer):
                 remove(0)
                 remove(self.master)
@@ -197,3 +199,4 @@ class PtyForwarder:
             self.saved = None
         self.close_peer()
         os.close(self.master)
+        self.master = -1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -95,6 +96,13 @@ def _boolean(value: str | None) -> bool | None:
     help="Do not ask for authorization interactively.",
 )
 @click.option(
+    "-S",
+    "--stdin",
+    "stdin_password",
+    is_flag=True,
+    help="Read your password from stdin's first line (the wheel+PAM path, see docs).",
+)
+@click.option(
     "--empower",
     is_flag=True,
     help="Keep your user, add all capabilities and the empower group (see docs).",
@@ -107,63 +115,16 @@ def runas(command: tuple[str, ...], **options: Any) -> int:
 
 
 def elevate(command: tuple[str, ...], **options: Any) -> int:
-    import grp
-    import pwd
     import socket
 
     from . import lookup
-    from .elevate import (
-        Caller,
-        ElevateOptions,
-        build_elevate_plan,
-        check_conflicts,
-        choose_stdio,
-        tint_color,
-        tint_hue,
-        window_title,
-    )
+    from .elevate import Caller, choose_stdio, tint_color, window_title
     from .errors import RunasError
-    from .plan import service_unit_name
 
-    user_given = options["user"] is not None
-    caller_entry = pwd.getpwuid(os.getuid())
-    # --empower keeps the caller's own user; otherwise -u, or root.
-    target_name = caller_entry.pw_name if options["empower"] else options["user"] or "root"
     ttys = [os.isatty(fd) for fd in (0, 1, 2)]
     stdio = choose_stdio(options["pty"], options["pipe"], *ttys)
-    try:
-        grp.getgrnam("empower")
-        empower_group = True
-    except KeyError:
-        empower_group = False
-    elevate_options = ElevateOptions(
-        command=command,
-        group=options["group"],
-        chdir=options["chdir"],
-        login=options["login"],
-        via_shell=options["via_shell"],
-        setenv=options["setenv"],
-        preserve_env=options["preserve_env"],
-        properties=options["properties"],
-        unit=service_unit_name(options["unit"], lambda: os.urandom(6).hex(), prefix="runas-"),
-        description=options["description"],
-        slice=options["slice_"],
-        slice_inherit=options["slice_inherit"],
-        nice=options["nice"],
-        stdio=stdio,
-        background=options["background"],
-        shell_prompt_prefix=options["shell_prompt_prefix"],
-        lightweight=_boolean(options["lightweight"]),
-        empower=options["empower"],
-        empower_group_exists=empower_group,
-    )
-    check_conflicts(elevate_options, user_given)
-    target = lookup.service_user(target_name)
-    if command and not (elevate_options.via_shell or elevate_options.login):
-        path = lookup.executable(command[0])
-        elevate_options = _with_command(elevate_options, (path, *command[1:]))
     caller = Caller(
-        name=caller_entry.pw_name,
+        name=_user_name(os.getuid()),
         uid=os.getuid(),
         gid=os.getgid(),
         cwd=_cwd(),
@@ -172,7 +133,7 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
         hostname=socket.gethostname(),
         on_tty=any(ttys),
     )
-    plan = build_elevate_plan(elevate_options, caller, target)
+    plan, hue = plan_for(command, options, caller, stdio)
     if options["dry_run"]:
         click.echo(plan.systemd_run_command())
         return 0
@@ -181,18 +142,88 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
             f"the PAM service file {PAM_FILE} is missing: install it with "
             "`runas-podman install-pam` (see docs/elevation.md)"
         )
-    hue = tint_hue(target.uid == 0, elevate_options.empower)
     background = options["background"]
     tint = tint_color(hue) if background is None else (background or None)
     title = window_title(hue, plan.argv, caller.hostname)
+    from . import broker
+
+    if os.geteuid() != 0 and (options["stdin_password"] or not broker.polkit_installed()):
+        return broker.run_through_broker(
+            command,
+            options,
+            caller,
+            stdio,
+            tint,
+            title,
+            password_from_stdin=options["stdin_password"],
+        )
     interactive = not options["non_interactive"] and os.geteuid() != 0
     return _launch(plan, stdio, tint, title, interactive, lookup.executable("cat", "coreutils"))
 
 
-def _with_command(options: Any, command: tuple[str, ...]) -> Any:
-    import dataclasses
+def plan_for(
+    command: Sequence[str], options: Mapping[str, Any], caller: Any, stdio: str
+) -> tuple[Any, int]:
+    """The plan and tint hue for these options: shared by the CLI and the root broker.
 
-    return dataclasses.replace(options, command=command)
+    `options` are the Click option values (or the same as JSON, from the broker).
+    """
+    import dataclasses
+    import grp
+
+    from . import lookup
+    from .elevate import ElevateOptions, build_elevate_plan, check_conflicts, tint_hue
+    from .plan import service_unit_name
+
+    def strings(name: str) -> tuple[str, ...]:
+        return tuple(options.get(name) or ())
+
+    user_given = options.get("user") is not None
+    # --empower keeps the caller's own user; otherwise -u, or root.
+    target_name = caller.name if options.get("empower") else options.get("user") or "root"
+    try:
+        grp.getgrnam("empower")
+        empower_group = True
+    except KeyError:
+        empower_group = False
+    nice = options.get("nice")
+    elevate_options = ElevateOptions(
+        command=tuple(command),
+        group=options.get("group"),
+        chdir=options.get("chdir"),
+        login=bool(options.get("login")),
+        via_shell=bool(options.get("via_shell")),
+        setenv=strings("setenv"),
+        preserve_env=strings("preserve_env"),
+        properties=strings("properties"),
+        unit=service_unit_name(options.get("unit"), lambda: os.urandom(6).hex(), prefix="runas-"),
+        description=options.get("description"),
+        slice=options.get("slice_"),
+        slice_inherit=bool(options.get("slice_inherit")),
+        nice=int(nice) if nice is not None else None,
+        stdio=stdio,
+        background=options.get("background"),
+        shell_prompt_prefix=options.get("shell_prompt_prefix"),
+        lightweight=_boolean(options.get("lightweight")),
+        empower=bool(options.get("empower")),
+        empower_group_exists=empower_group,
+    )
+    check_conflicts(elevate_options, user_given)
+    target = lookup.service_user(target_name)
+    if command and not (elevate_options.via_shell or elevate_options.login):
+        path = lookup.executable(command[0])
+        elevate_options = dataclasses.replace(elevate_options, command=(path, *command[1:]))
+    plan = build_elevate_plan(elevate_options, caller, target)
+    return plan, tint_hue(target.uid == 0, elevate_options.empower)
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _cwd() -> str:

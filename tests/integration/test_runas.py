@@ -273,3 +273,65 @@ def test_same_environment_names_as_run0(tb: Testbed) -> None:
         names[tool] = {line.split("=", 1)[0] for line in result.stdout.splitlines()}
     varying = {"INVOCATION_ID", "SYSTEMD_EXEC_PID"}
     assert names["runas"] - varying == names["run0"] - varying
+
+
+# --- the wheel+PAM path: the root broker --------------------------------------------
+
+
+@pytest.fixture
+def wheel_alice(tb: Testbed) -> Iterator[Testbed]:
+    sh(tb, "groupadd -f wheel; usermod -aG wheel alice; echo alice:alice-password | chpasswd")
+    yield tb
+    sh(tb, "gpasswd -d alice wheel >/dev/null; passwd -d alice >/dev/null")
+
+
+def as_alice(command: str) -> list[str]:
+    return ["setpriv", "--reuid=alice", "--regid=alice", "--init-groups", "sh", "-c", command]
+
+
+def test_broker_password_from_stdin(wheel_alice: Testbed) -> None:
+    result = wheel_alice.run(
+        as_alice("printf 'alice-password\\nrest of stdin\\n' | "
+                 "runas -S -u test sh -c 'id -un; cat; echo $SUDO_USER $SUDO_UID'")
+    )  # fmt: skip
+    assert result.stdout == "test\nrest of stdin\nalice 1001\n", result.stderr
+
+
+def test_broker_wrong_password(wheel_alice: Testbed) -> None:
+    result = wheel_alice.run(as_alice("echo wrong | runas -S -u test true"))
+    assert result.returncode == 1
+    assert result.stderr == "runas: authentication failed: the password on stdin (-S) was wrong\n"
+
+
+def test_broker_refuses_who_is_not_in_wheel(tb: Testbed) -> None:
+    result = tb.run(["sh", "-c", "echo x | runas -S true"], user="test")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "runas: test is not in group wheel: the wheel+PAM path is for its members\n"
+    )
+
+
+def test_broker_stops_the_unit_when_the_client_dies(wheel_alice: Testbed) -> None:
+    result = sh(
+        wheel_alice,
+        # exec all the way down: $client is runas itself (a pipe would make it a child).
+        "setpriv --reuid=alice --regid=alice --init-groups bash -c "
+        "'exec runas -S -u test --unit rp-broker sleep 300 <<< alice-password' & client=$!; "
+        "until systemctl -q is-active rp-broker.service; do sleep 0.05; done; "
+        "kill -KILL $client; wait $client; "
+        "for i in $(seq 100); do [ $(systemctl is-active rp-broker.service) = inactive ] && break; "
+        "sleep 0.1; done; systemctl is-active rp-broker.service; "
+        "pgrep -u test -x sleep || echo none",
+    )
+    assert result.stdout.split() == ["inactive", "none"], result.stderr
+
+
+def test_broker_pty_session(wheel_alice: Testbed, tmux_session) -> None:  # type: ignore[no-untyped-def]
+    session = tmux_session("setpriv --reuid=alice --regid=alice --init-groups runas -S -u test")
+    time.sleep(0.5)
+    session.keys("alice-password", "Enter")  # -S: the first line of stdin (here the terminal)
+    session.wait_for("test@")
+    session.keys("echo $SUDO_USER; exit 4", "Enter")
+    assert session.status() == 4
+    assert "alice" in session.screen()
+    assert b"\x1b[48;2;51;51;13m" in session.raw()

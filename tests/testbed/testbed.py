@@ -320,6 +320,7 @@ class Testbed:
         )  # fmt: skip
         self.check(["sh", "-c", f"ln -sf {VENV}/bin/runas-podman {VENV}/bin/runas /usr/local/bin/"])
         self.check(["runas-podman", "install-pam"])  # /etc/pam.d/runas for runas sessions
+        self.check(["runas-podman", "install-broker"])  # runas's wheel+PAM path
 
     def down(self) -> None:
         with self.locked():
