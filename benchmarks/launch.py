@@ -42,6 +42,16 @@ CASES = [
         ["runas-podman", "--version"],
         ["systemd-run", "--version"],
     ),
+    (
+        "runas -u test true / run0",
+        ["runas", "-u", "test", "true"],
+        ["run0", "-u", "test", "true"],
+    ),
+    (
+        "runas --version / run0",
+        ["runas", "--version"],
+        ["run0", "--version"],
+    ),
 ]  # fmt: skip
 
 

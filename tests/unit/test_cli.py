@@ -31,9 +31,10 @@ def test_version_and_help_without_a_bus() -> None:
     assert helped.returncode == 0 and "--open-file" in helped.stdout
 
 
-def test_version_imports_nothing_heavy() -> None:
+@pytest.mark.parametrize("module", ["runas_podman.cli", "runas_podman.runas_cli"])
+def test_version_imports_nothing_heavy(module: str) -> None:
     probe = (
-        "import sys, runas_podman.cli; "
+        f"import sys, {module}; "
         "print(sorted(m for m in ('dbus_next', 'podman', 'pam', 'asyncio') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
