@@ -283,3 +283,7 @@ def run_cli(
 
 def main() -> NoReturn:
     run_cli(cli, PROG)
+
+
+# The service-user commands (setup, doctor, ps, ..., quadlet) register themselves on `cli`.
+from . import manage_cli  # noqa: E402, F401

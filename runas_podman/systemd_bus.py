@@ -251,5 +251,11 @@ class SystemdBus:
         )
         return str(job)
 
+    async def run_job(self, method: str, unit: str) -> JobResult:
+        """StartUnit/StopUnit/RestartUnit in mode replace, and wait for the job."""
+        await self.watch_jobs()
+        (job,) = await self.call(method, "ss", [unit, "replace"])
+        return await self.wait_job(str(job))
+
     async def unit_state(self, unit: str) -> str:
         return str(await self.get_property(unit_object_path(unit), UNIT, "ActiveState"))

@@ -104,15 +104,13 @@ async def ensure_user_manager(system: SystemdBus, user: ServiceUser) -> None:
     state = await system.get_property(unit_object_path(unit), UNIT, "ActiveState")
     if state == "active":
         return
-    await system.watch_jobs()
     try:
-        (job,) = await system.call("StartUnit", "ss", [unit, "replace"])
+        done = await system.run_job("StartUnit", unit)
     except BusCallError as error:
         raise RunasError(
             f"{unit} is not running and cannot be started ({error.text or error.name}): "
             f"enable lingering (loginctl enable-linger {user.name}) or run as root"
         ) from None
-    done = await system.wait_job(str(job))
     if done.result != "done":
         raise RunasError(
             f"{unit} (the service manager of {user.name}) failed to start: "

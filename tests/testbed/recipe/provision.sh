@@ -16,6 +16,13 @@ for manager in system user; do
     printf '[Manager]\nDefaultEnvironment=PODMAN_IGNORE_CGROUPSV1_WARNING=1\n' \
         > "/etc/systemd/$manager.conf.d/10-runas-testbed.conf"
 done
+# Quadlet runs containers with --cgroups=split, which rootless crun cannot do on the
+# host's hybrid (v1) layout: a drop-in for every user's .container files turns cgroups
+# back to podman's default (the last --cgroups wins). Real cgroup v2 hosts need none.
+mkdir -p /etc/containers/systemd/users/container.d
+printf '[Container]\nPodmanArgs=--cgroups=enabled\n' \
+    > /etc/containers/systemd/users/container.d/10-testbed-cgroup-v1.conf
+
 # nspawn creates /dev/net/tun with mode 0600: rootless pasta needs to open it.
 echo 'z /dev/net/tun 0666 - - -' > /etc/tmpfiles.d/runas-testbed-tun.conf
 chmod 0666 /dev/net/tun

@@ -1,0 +1,193 @@
+"""`runas-podman doctor`: what stands between a service user and rootless podman.
+
+One check per line, ok/warn/fail, each failure with the command that fixes it. These
+are the problems people hit every day running rootless podman as another user: no
+subordinate ids, no lingering, no user manager or user bus, XDG_RUNTIME_DIR missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from .errors import RunasError
+from .plan import EXTRA_FDS_SINCE, OPEN_FILE_SINCE, ServiceUser, parse_systemd_version
+
+RUN0_SINCE = 256
+PAM_FILE = "/etc/pam.d/runas"
+SELINUX_MODULE = "runas_podman"
+
+
+@dataclass(frozen=True)
+class Check:
+    check: str
+    status: str  # ok, warn, fail
+    detail: str
+    fix: str = ""
+
+
+def render_text(checks: Sequence[Check]) -> str:
+    lines = []
+    for c in checks:
+        line = f"{c.status:<4} {c.check}: {c.detail}"
+        if c.fix and c.status != "ok":
+            line += f" -> {c.fix}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def render_json(checks: Sequence[Check]) -> str:
+    return json.dumps([asdict(c) for c in checks], indent=2)
+
+
+def failed(checks: Sequence[Check]) -> bool:
+    return any(c.status == "fail" for c in checks)
+
+
+def run_checks(name: str) -> list[Check]:
+    from . import lookup
+    from .service_user import LINGER_DIR, range_for, read_subids
+
+    checks: list[Check] = []
+    try:
+        user = lookup.service_user(name)
+    except RunasError:
+        return [Check("user", "fail", f"no user '{name}'",
+                      f"runas-podman setup --create -u {name}")]  # fmt: skip
+    checks.append(Check("user", "ok", f"{user.name} (uid {user.uid}, home {user.home})"))
+    setup = f"runas-podman setup -u {user.name}"
+    for kind in ("subuid", "subgid"):
+        found = range_for(read_subids(f"/etc/{kind}"), user)
+        checks.append(
+            Check(kind, "ok", f"{found.start}-{found.end}")
+            if found and found.count >= 65536
+            else Check(kind, "fail", f"no range of 65536 for {user.name} in /etc/{kind}", setup)
+        )
+    lingering = os.path.exists(f"{LINGER_DIR}/{user.name}")
+    checks.append(
+        Check("linger", "ok", "enabled") if lingering else
+        Check("linger", "warn", "disabled: the user's manager stops when its last session ends",
+              f"loginctl enable-linger {user.name}")
+    )  # fmt: skip
+    checks += asyncio.run(_systemd_checks(user, setup))
+    runtime = user.runtime_dir
+    checks.append(
+        Check("runtime dir", "ok", f"{runtime} exists") if os.path.isdir(runtime) else
+        Check("runtime dir", "fail", f"{runtime} is missing (XDG_RUNTIME_DIR for rootless podman)",
+              f"systemctl start {user.user_manager_unit}")
+    )  # fmt: skip
+    bus = f"{runtime}/bus"
+    checks.append(
+        Check("user bus", "ok", f"{bus}") if os.path.exists(bus) else
+        Check("user bus", "fail", f"{bus} is missing: no D-Bus for the user's manager",
+              "apt-get install dbus-user-session, then restart user@UID.service")
+    )  # fmt: skip
+    checks += _podman_checks(user, setup)
+    checks.append(_polkit_check())
+    checks.append(
+        Check("pam", "ok", f"{PAM_FILE} installed") if os.path.exists(PAM_FILE) else
+        Check("pam", "warn", f"{PAM_FILE} missing: runas sessions will refuse to start",
+              "runas-podman install-pam")
+    )  # fmt: skip
+    checks.append(_selinux_check())
+    return checks
+
+
+async def _systemd_checks(user: ServiceUser, setup: str) -> list[Check]:
+    from .systemd_bus import SystemdBus
+
+    try:
+        bus = await SystemdBus.connect_system()
+    except RunasError as error:
+        return [Check("system bus", "fail", error.message, "systemctl start dbus.socket")]
+    try:
+        version_text = await bus.manager_version()
+        state = await bus.unit_state(user.user_manager_unit)
+    finally:
+        bus.disconnect()
+    version = parse_systemd_version(version_text)
+    features = [f"{name} {'yes' if version >= since else f'no (needs {since})'}"
+                for name, since in (("OpenFile", OPEN_FILE_SINCE),
+                                    ("ExtraFileDescriptors", EXTRA_FDS_SINCE),
+                                    ("run0", RUN0_SINCE))]  # fmt: skip
+    checks = [
+        Check(
+            "systemd",
+            "ok" if version >= EXTRA_FDS_SINCE else "warn",
+            f"{version_text}: " + ", ".join(features),
+            "--open-file needs 253, --pass-fd 257",
+        )
+    ]
+    checks.append(
+        Check(user.user_manager_unit, "ok", "active") if state == "active" else
+        Check(user.user_manager_unit, "fail", f"{state}: no service manager for {user.name}", setup)
+    )  # fmt: skip
+    return checks
+
+
+def _podman_checks(user: ServiceUser, setup: str) -> list[Check]:
+    podman = shutil.which("podman", path="/usr/local/bin:/usr/bin:/bin")
+    if podman is None:
+        return [Check("podman", "fail", "not installed", "apt-get install podman uidmap")]
+    result = subprocess.run([podman, "--version"], capture_output=True, text=True)
+    checks = [Check("podman", "ok", f"{result.stdout.strip()} ({podman})")]
+    from .podman_api import socket_path
+
+    path = socket_path(user)
+    if not os.path.exists(path):
+        checks.append(Check("podman API", "warn", f"{path} is missing (podman.socket not running)",
+                            setup))  # fmt: skip
+        return checks
+    try:
+        from podman import PodmanClient
+
+        info = PodmanClient(base_url=f"unix://{path}").info()
+    except Exception as error:  # podman-py's or requests' errors
+        checks.append(Check("podman API", "fail", f"{path} does not answer: {type(error).__name__}",
+                            f"systemctl --user -M {user.name}@ restart podman.socket"))  # fmt: skip
+        return checks
+    host = info.get("host", {})
+    store = info.get("store", {})
+    security = host.get("security", {})
+    checks.append(Check(
+        "podman API", "ok",
+        f"answers; rootless {security.get('rootless')}, storage {store.get('graphDriverName')}, "
+        f"cgroups {host.get('cgroupVersion')} ({host.get('cgroupManager')})",
+    ))  # fmt: skip
+    return checks
+
+
+def _polkit_check() -> Check:
+    from .broker import polkit_installed
+
+    agent = shutil.which("pkttyagent", path="/usr/bin:/bin")
+    if polkit_installed() and agent:
+        return Check("polkit", "ok", f"polkitd and {agent} present")
+    if polkit_installed():
+        return Check("polkit", "warn", "pkttyagent missing: runas cannot ask on the terminal",
+                     "apt-get install polkitd")  # fmt: skip
+    return Check("polkit", "warn", "not installed: runas uses the wheel+PAM broker instead",
+                 "apt-get install polkitd, or runas-podman install-broker")  # fmt: skip
+
+
+def _selinux_check() -> Check:
+    try:
+        with open("/sys/fs/selinux/enforce") as enforce:
+            mode = "enforcing" if enforce.read().strip() == "1" else "permissive"
+    except OSError:
+        return Check("selinux", "ok", "not enabled: no policy module needed")
+    loaded = False
+    semodule = shutil.which("semodule", path="/usr/sbin:/sbin:/usr/bin")
+    if semodule:
+        listing = subprocess.run([semodule, "-l"], capture_output=True, text=True).stdout
+        loaded = SELINUX_MODULE in listing.split()
+    if loaded:
+        return Check("selinux", "ok", f"{mode}; module {SELINUX_MODULE} loaded")
+    return Check("selinux", "warn", f"{mode}; module {SELINUX_MODULE} not loaded: containers may "
+                 "be denied the fds passed to them",
+                 "selinux/build.sh out && semodule -i out/runas_podman.pp")  # fmt: skip

@@ -1,0 +1,247 @@
+"""`runas-podman` commands that manage a service user: setup, doctor, its podman API, Quadlets.
+
+Registered on the main group by cli.py; their machinery is imported when they run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import cli
+from .errors import RunasError
+
+USER_OPTION = click.option("-u", "--user", required=True, metavar="USER", help="The service user.")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+
+
+def _run(coroutine: Any) -> Any:
+    import asyncio  # not at the top: `runas-podman --version` must not import it
+
+    return _run(coroutine)
+
+
+def _user(name: str) -> Any:
+    from . import lookup
+
+    return lookup.service_user(name)
+
+
+@cli.command()
+@USER_OPTION
+@click.option("--create", is_flag=True, help="Create the system user if it does not exist.")
+@click.option("--home", metavar="DIR", help="Home of a created user (default /var/lib/USER).")
+def setup(user: str, create: bool, home: str | None) -> int:
+    """Set USER up for rootless podman (idempotent)."""
+    from .service_user import setup as run_setup
+
+    steps = _run(run_setup(user, create, home))
+    for step in steps:
+        click.echo(step.line())
+    click.echo("changed" if any(s.changed for s in steps) else "nothing to change")
+    return 0
+
+
+@cli.command()
+@USER_OPTION
+@JSON_OPTION
+def doctor(user: str, as_json: bool) -> int:
+    """Check what USER needs for rootless podman; exit 0 only if nothing fails."""
+    from .doctor import failed, render_json, render_text, run_checks
+
+    checks = run_checks(user)
+    click.echo(render_json(checks) if as_json else render_text(checks))
+    return 1 if failed(checks) else 0
+
+
+@cli.command()
+@USER_OPTION
+@click.option("-a", "--all", "all_containers", is_flag=True, help="Also stopped containers.")
+@JSON_OPTION
+def ps(user: str, all_containers: bool, as_json: bool) -> int:
+    """List USER's containers (through its podman API)."""
+    from . import podman_api
+
+    click.echo(podman_api.ps(_user(user), all_containers, as_json))
+    return 0
+
+
+@cli.command()
+@USER_OPTION
+@JSON_OPTION
+def images(user: str, as_json: bool) -> int:
+    """List USER's images."""
+    from . import podman_api
+
+    click.echo(podman_api.images(_user(user), as_json))
+    return 0
+
+
+@cli.command()
+@USER_OPTION
+@click.argument("containers", nargs=-1, required=True)
+def inspect(user: str, containers: tuple[str, ...]) -> int:
+    """Show USER's CONTAINERS as JSON."""
+    from . import podman_api
+
+    click.echo(podman_api.inspect(_user(user), containers))
+    return 0
+
+
+@cli.command()
+@USER_OPTION
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
+@click.argument("container")
+def logs(user: str, follow: bool, container: str) -> int:
+    """Print the logs of USER's CONTAINER."""
+    from . import podman_api
+
+    podman_api.write_stream(podman_api.logs(_user(user), container, follow))
+    return 0
+
+
+@cli.command()
+@USER_OPTION
+@click.option("-t", "--time", "timeout", type=int, metavar="SECONDS", help="Wait before SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+def stop(user: str, timeout: int | None, containers: tuple[str, ...]) -> int:
+    """Stop USER's CONTAINERS."""
+    from . import podman_api
+
+    for name in podman_api.stop(_user(user), containers, timeout):
+        click.echo(name)
+    return 0
+
+
+@cli.command()
+@USER_OPTION
+@click.option("-f", "--force", is_flag=True, help="Remove running containers too.")
+@click.argument("containers", nargs=-1, required=True)
+def rm(user: str, force: bool, containers: tuple[str, ...]) -> int:
+    """Remove USER's CONTAINERS."""
+    from . import podman_api
+
+    for name in podman_api.remove(_user(user), containers, force):
+        click.echo(name)
+    return 0
+
+
+@cli.group()
+def quadlet() -> None:
+    """Install and drive USER's Quadlets (~/.config/containers/systemd/)."""
+
+
+async def _user_manager_jobs(user: Any, method: str, units: list[str]) -> list[str]:
+    from .user_bus import connect_user_manager
+
+    bus = await connect_user_manager(user)
+    try:
+        results = []
+        for unit in units:
+            done = await bus.run_job(method, unit)
+            if done.result != "done":
+                raise RunasError(
+                    f"{unit} of {user.name}: {method} {done.result}: "
+                    f"journalctl --user -M {user.name}@ -u {unit}"
+                )
+            results.append(f"{unit}: {await bus.unit_state(unit)}")
+        return results
+    finally:
+        bus.disconnect()
+
+
+async def _reload(user: Any) -> None:
+    from .user_bus import connect_user_manager
+
+    bus = await connect_user_manager(user)
+    try:
+        await bus.call("Reload")
+    finally:
+        bus.disconnect()
+
+
+async def _states(user: Any, units: list[str]) -> dict[str, str]:
+    from .user_bus import connect_user_manager
+
+    bus = await connect_user_manager(user)
+    try:
+        return {unit: await bus.unit_state(unit) for unit in units}
+    finally:
+        bus.disconnect()
+
+
+@quadlet.command("install")
+@USER_OPTION
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def quadlet_install(user: str, files: tuple[Path, ...]) -> int:
+    """Validate FILES with podman's generator, install them, reload USER's manager."""
+    from . import quadlet as quadlets
+
+    target = _user(user)
+    installed = quadlets.install(target, files)
+    _run(_reload(target))
+    for name, units in installed.items():
+        click.echo(f"installed {name}: {', '.join(units)}")
+    return 0
+
+
+@quadlet.command("list")
+@USER_OPTION
+def quadlet_list(user: str) -> int:
+    """USER's Quadlets, the units they become, and the units' states."""
+    from . import quadlet as quadlets
+    from .podman_api import render_table
+
+    target = _user(user)
+    files = quadlets.installed(target)
+    units = quadlets.generate(files) if files else {}
+    states = _run(_states(target, [u for us in units.values() for u in us]))
+    rows = [[f.name, unit, states.get(unit, "?")] for f in files for unit in units.get(f.name, [])]
+    click.echo(render_table(["QUADLET", "UNIT", "STATE"], rows))
+    return 0
+
+
+@quadlet.command("remove")
+@USER_OPTION
+@click.argument("names", nargs=-1, required=True)
+def quadlet_remove(user: str, names: tuple[str, ...]) -> int:
+    """Stop and remove USER's Quadlets NAMES (file or unit names)."""
+    from . import quadlet as quadlets
+
+    target = _user(user)
+    chosen = quadlets.resolve(target, names)
+    _run(_user_manager_jobs(target, "StopUnit", [u for _f, us in chosen for u in us]))
+    for file, _units in chosen:
+        file.unlink()
+        click.echo(f"removed {file.name}")
+    _run(_reload(target))
+    return 0
+
+
+def _drive(method: str, user: str, names: tuple[str, ...]) -> int:
+    from . import quadlet as quadlets
+
+    target = _user(user)
+    # A file's main unit is the first the generator names (a .pod's is NAME-pod.service).
+    units = [us[0] for _f, us in quadlets.resolve(target, names) if us]
+    for line in _run(_user_manager_jobs(target, method, units)):
+        click.echo(line)
+    return 0
+
+
+@quadlet.command("start")
+@USER_OPTION
+@click.argument("names", nargs=-1, required=True)
+def quadlet_start(user: str, names: tuple[str, ...]) -> int:
+    """Start the units of USER's Quadlets NAMES."""
+    return _drive("StartUnit", user, names)
+
+
+@quadlet.command("stop")
+@USER_OPTION
+@click.argument("names", nargs=-1, required=True)
+def quadlet_stop(user: str, names: tuple[str, ...]) -> int:
+    """Stop the units of USER's Quadlets NAMES."""
+    return _drive("StopUnit", user, names)

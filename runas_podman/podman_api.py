@@ -1,0 +1,158 @@
+"""The service user's podman, through its REST API socket (podman-py).
+
+The socket is /run/user/UID/podman/podman.sock, served by podman.socket in the user's
+own manager; it is started on demand. podman-py (and requests) are imported only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from .errors import RunasError
+from .plan import ServiceUser
+
+
+def socket_path(user: ServiceUser) -> str:
+    return f"{user.runtime_dir}/podman/podman.sock"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, as podman prints them."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.3g} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1000
+    return f"{value:.3g} GB"
+
+
+async def _start_socket(user: ServiceUser) -> None:
+    from .user_bus import connect_user_manager
+
+    bus = await connect_user_manager(user)
+    try:
+        done = await bus.run_job("StartUnit", "podman.socket")
+        if done.result != "done":
+            raise RunasError(
+                f"podman.socket of {user.name} failed to start: runas-podman doctor -u {user.name}"
+            )
+    finally:
+        bus.disconnect()
+
+
+def client_for(user: ServiceUser) -> Any:
+    """A podman-py client of USER's API, starting podman.socket if its socket is missing."""
+    path = socket_path(user)
+    if not os.path.exists(path):
+        asyncio.run(_start_socket(user))
+    from podman import PodmanClient
+
+    client = PodmanClient(base_url=f"unix://{path}")
+    try:
+        client.ping()
+    except Exception as error:  # podman-py's APIError, or requests' own: they vary by version
+        raise RunasError(
+            f"{user.name}'s podman API at {path} does not answer ({type(error).__name__}): "
+            f"see runas-podman doctor -u {user.name}"
+        ) from None
+    return client
+
+
+def _container(client: Any, user: ServiceUser, name: str) -> Any:
+    from podman.errors import NotFound
+
+    try:
+        return client.containers.get(name)
+    except NotFound:
+        raise RunasError(
+            f"{user.name} has no container '{name}' (runas-podman ps -u {user.name} -a)"
+        ) from None
+
+
+def ps(user: ServiceUser, all_containers: bool, as_json: bool) -> str:
+    client = client_for(user)
+    containers = client.containers.list(all=all_containers)
+    if as_json:
+        return json.dumps([c.attrs for c in containers], indent=2)
+    rows = []
+    for c in containers:
+        attrs = c.attrs
+        command = " ".join(attrs.get("Command") or [])
+        names = ",".join(attrs.get("Names") or [c.name])
+        rows.append(
+            [
+                c.id[:12],
+                str(attrs.get("Image", "")),
+                command[:30],
+                str(attrs.get("State", "")),
+                names,
+            ]
+        )
+    return render_table(["CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES"], rows)
+
+
+def images(user: ServiceUser, as_json: bool) -> str:
+    client = client_for(user)
+    found = client.images.list()
+    if as_json:
+        return json.dumps([i.attrs for i in found], indent=2)
+    rows = []
+    for image in found:
+        tags = image.attrs.get("RepoTags") or ["<none>:<none>"]
+        for tag in tags:
+            repository, _, version = tag.rpartition(":")
+            rows.append(
+                [repository, version, image.id[:12], human_size(int(image.attrs.get("Size", 0)))]
+            )
+    return render_table(["REPOSITORY", "TAG", "IMAGE ID", "SIZE"], rows)
+
+
+def inspect(user: ServiceUser, names: Sequence[str]) -> str:
+    client = client_for(user)
+    return json.dumps([_container(client, user, name).inspect() for name in names], indent=2)
+
+
+def logs(user: ServiceUser, name: str, follow: bool) -> Iterator[bytes]:
+    client = client_for(user)
+    container = _container(client, user, name)
+    output = container.logs(stream=follow, follow=follow)
+    if isinstance(output, bytes):
+        yield output
+    else:
+        yield from output
+
+
+def stop(user: ServiceUser, names: Sequence[str], timeout: int | None) -> list[str]:
+    client = client_for(user)
+    containers = [_container(client, user, name) for name in names]  # all found, or none stopped
+    for container in containers:
+        container.stop(timeout=timeout) if timeout is not None else container.stop()
+    return [c.name for c in containers]
+
+
+def remove(user: ServiceUser, names: Sequence[str], force: bool) -> list[str]:
+    client = client_for(user)
+    containers = [_container(client, user, name) for name in names]
+    for container in containers:
+        container.remove(force=force)
+    return [c.name for c in containers]
+
+
+def write_stream(chunks: Iterator[bytes]) -> None:
+    for chunk in chunks:  # as they come: `logs -f` shows each line when it is written
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
