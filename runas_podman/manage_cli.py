@@ -18,8 +18,9 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for scr
 
 
 def _run(coroutine: Any) -> Any:
+    import asyncio  # not at the top: `runas-podman --version` must not import it
 
-    return _run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def _user(name: str) -> Any:

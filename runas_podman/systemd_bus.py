@@ -76,6 +76,7 @@ class SystemdBus:
         self.jobs_done: dict[str, JobResult] = {}
         self._job_waiters: dict[str, asyncio.Future[JobResult]] = {}
         self._unit_watchers: dict[str, asyncio.Event] = {}
+        self._watching_jobs = False
         bus.add_message_handler(self._on_message)
 
     @classmethod
@@ -168,6 +169,9 @@ class SystemdBus:
         Sent back to back: one connection's messages are handled in order, so both
         are in force before any later call of ours reaches systemd.
         """
+        if self._watching_jobs:
+            return  # systemd refuses a second Subscribe from the same client
+        self._watching_jobs = True
         rule = (
             f"type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',"
             f"interface='{MANAGER}',member='JobRemoved'"
