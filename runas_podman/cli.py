@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 import click
 
 from . import __version__
-from .errors import EXIT_USAGE, RunasError, UsageError
+from .errors import EXIT_LAUNCHER, EXIT_USAGE, BusCallError, RunasError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 PROG = "runas-podman"
@@ -276,6 +276,8 @@ def run_cli(
         fail(prog, "aborted", 130)
     except RunasError as error:
         fail(prog, error.message, failure_status or error.status)
+    except BusCallError as error:  # a systemd refusal no caller put into words
+        fail(prog, f"systemd refused: {error.text or error.name}", failure_status or EXIT_LAUNCHER)
     except KeyboardInterrupt:
         fail(prog, "interrupted", 130)
     sys.exit(status if isinstance(status, int) else 0)

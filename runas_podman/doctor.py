@@ -148,8 +148,11 @@ def _podman_checks(user: ServiceUser, setup: str) -> list[Check]:
 
         info = PodmanClient(base_url=f"unix://{path}").info()
     except Exception as error:  # podman-py's or requests' errors
-        checks.append(Check("podman API", "fail", f"{path} does not answer: {type(error).__name__}",
-                            f"systemctl --user -M {user.name}@ restart podman.socket"))  # fmt: skip
+        # Not fatal: the API commands start podman.socket on demand.
+        checks.append(Check("podman API", "warn",
+                            f"{path} does not answer ({type(error).__name__}): "
+                            "podman.socket stopped?",
+                            f"systemctl --user -M {user.name}@ start podman.socket"))  # fmt: skip
         return checks
     host = info.get("host", {})
     store = info.get("store", {})

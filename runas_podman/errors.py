@@ -27,3 +27,12 @@ class UsageError(RunasError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, EXIT_USAGE)
+
+
+class BusCallError(Exception):
+    """An error reply from a D-Bus call: its error name and message."""
+
+    def __init__(self, name: str, text: str) -> None:
+        super().__init__(f"{name}: {text}")
+        self.name = name
+        self.text = text

@@ -18,7 +18,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import EXIT_CANNOT_EXECUTE, RunasError
+from .errors import BusCallError, EXIT_CANNOT_EXECUTE, RunasError
 from .plan import (
     MAX_FDS_PER_MESSAGE,
     LaunchPlan,
@@ -28,7 +28,6 @@ from .plan import (
 )
 from .systemd_bus import (
     SERVICE,
-    BusCallError,
     FdProperty,
     SystemdBus,
     unit_object_path,

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .errors import RunasError
+from .errors import BusCallError, RunasError
 from .plan import ServiceUser
 
 
@@ -45,7 +45,13 @@ async def _start_socket(user: ServiceUser) -> None:
 
     bus = await connect_user_manager(user)
     try:
-        done = await bus.run_job("StartUnit", "podman.socket")
+        try:
+            done = await bus.run_job("StartUnit", "podman.socket")
+        except BusCallError as error:
+            raise RunasError(
+                f"podman.socket of {user.name} failed to start ({error.text}): "
+                f"runas-podman doctor -u {user.name}"
+            ) from None
         if done.result != "done":
             raise RunasError(
                 f"podman.socket of {user.name} failed to start: runas-podman doctor -u {user.name}"
@@ -54,21 +60,32 @@ async def _start_socket(user: ServiceUser) -> None:
         bus.disconnect()
 
 
-def client_for(user: ServiceUser) -> Any:
-    """A podman-py client of USER's API, starting podman.socket if its socket is missing."""
-    path = socket_path(user)
-    if not os.path.exists(path):
-        asyncio.run(_start_socket(user))
+def _answering_client(path: str) -> Any | None:
     from podman import PodmanClient
 
     client = PodmanClient(base_url=f"unix://{path}")
     try:
         client.ping()
-    except Exception as error:  # podman-py's APIError, or requests' own: they vary by version
+    except Exception:  # podman-py's APIError, or requests' own: they vary by version
+        return None
+    return client
+
+
+def client_for(user: ServiceUser) -> Any:
+    """A podman-py client of USER's API, starting podman.socket if nothing answers.
+
+    A stopped socket unit leaves its file behind (RemoveOnStop=no): only a ping tells.
+    """
+    path = socket_path(user)
+    client = _answering_client(path) if os.path.exists(path) else None
+    if client is None:
+        asyncio.run(_start_socket(user))
+        client = _answering_client(path)
+    if client is None:
         raise RunasError(
-            f"{user.name}'s podman API at {path} does not answer ({type(error).__name__}): "
+            f"{user.name}'s podman API at {path} does not answer: "
             f"see runas-podman doctor -u {user.name}"
-        ) from None
+        )
     return client
 
 

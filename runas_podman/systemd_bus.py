@@ -18,7 +18,7 @@ from dbus_next import Message, MessageType, Variant
 from dbus_next.aio import MessageBus
 from dbus_next.constants import BusType, MessageFlag
 
-from .errors import RunasError
+from .errors import BusCallError, RunasError
 from .unitprops import UnitProperty
 
 SYSTEMD = "org.freedesktop.systemd1"
@@ -28,15 +28,6 @@ UNIT = "org.freedesktop.systemd1.Unit"
 SERVICE = "org.freedesktop.systemd1.Service"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 CALL_TIMEOUT = 30.0
-
-
-class BusCallError(Exception):
-    """An error reply: its D-Bus error name and message."""
-
-    def __init__(self, name: str, text: str) -> None:
-        super().__init__(f"{name}: {text}")
-        self.name = name
-        self.text = text
 
 
 def unit_object_path(unit: str) -> str:

@@ -18,14 +18,13 @@ from dbus_next.aio import MessageBus
 from dbus_next.auth import AuthExternal
 from dbus_next.constants import BusType
 
-from .errors import RunasError
+from .errors import BusCallError, RunasError
 from .plan import ServiceUser
 from .systemd_bus import (
     CALL_TIMEOUT,
     MANAGER,
     MANAGER_PATH,
     UNIT,
-    BusCallError,
     SystemdBus,
     unit_object_path,
 )

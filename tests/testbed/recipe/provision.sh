@@ -23,6 +23,11 @@ mkdir -p /etc/containers/systemd/users/container.d
 printf '[Container]\nPodmanArgs=--cgroups=enabled\n' \
     > /etc/containers/systemd/users/container.d/10-testbed-cgroup-v1.conf
 
+# The testbed shares the host's network, so it is online from the start; but nothing
+# pulls network-online.target in, and Quadlet units wait up to 90 s for it
+# (podman-user-wait-network-online.service). Reach it at boot, as a networked host does.
+systemctl add-wants multi-user.target network-online.target
+
 # nspawn creates /dev/net/tun with mode 0600: rootless pasta needs to open it.
 echo 'z /dev/net/tun 0666 - - -' > /etc/tmpfiles.d/runas-testbed-tun.conf
 chmod 0666 /dev/net/tun

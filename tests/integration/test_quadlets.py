@@ -1,0 +1,103 @@
+"""The Quadlet files in quadlets/, installed and run as user test through runas-podman."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.testbed.testbed import Testbed
+
+QUADLET_DIR = "/home/test/.config/containers/systemd"
+
+
+def sh(tb: Testbed, script: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    return tb.run(["bash", "-c", script], **kwargs)  # type: ignore[arg-type]
+
+
+def quadlet(tb: Testbed, *arguments: str):  # type: ignore[no-untyped-def]
+    return tb.run(
+        ["runas-podman", "quadlet", arguments[0], "-u", "test", *arguments[1:]], timeout=180
+    )
+
+
+@pytest.fixture
+def clean_quadlets(tb: Testbed) -> Iterator[Testbed]:
+    yield tb
+    installed = tb.run(["sh", "-c", f"ls {QUADLET_DIR} 2>/dev/null"]).stdout.split()
+    if installed:
+        quadlet(tb, "remove", *installed)
+    sh(tb, "systemctl --user -M test@ reset-failed; rm -rf /etc/runas-podman")
+
+
+def test_long_running_container(clean_quadlets: Testbed) -> None:
+    tb = clean_quadlets
+    installed = quadlet(tb, "install", "/src/quadlets/web.container")
+    assert installed.stdout == "installed web.container: web.service\n", installed.stderr
+    assert quadlet(tb, "start", "web").stdout == "web.service: active\n"
+    served = ""
+    for _ in range(50):
+        served = sh(
+            tb, "runuser -u test -- busybox wget -qO- http://127.0.0.1:8080/hostname"
+        ).stdout
+        if served:
+            break
+        time.sleep(0.2)
+    assert served.strip() != ""  # the container's /etc/hostname, through pasta
+    listing = quadlet(tb, "list").stdout.splitlines()
+    assert listing[1].split() == ["web.container", "web.service", "active"]
+    assert quadlet(tb, "stop", "web.service").returncode == 0
+    assert quadlet(tb, "remove", "web").stdout == "removed web.container\n"
+    assert tb.run(["ls", QUADLET_DIR]).stdout == ""
+
+
+def test_secret_file_reaches_the_container_as_an_fd(clean_quadlets: Testbed) -> None:
+    tb = clean_quadlets
+    sh(tb, "printf 'quadlet-secret\\n' | install -D -m 0640 -o root -g test /dev/stdin "
+           "/etc/runas-podman/demo-secret")  # fmt: skip
+    assert quadlet(tb, "install", "/src/quadlets/secret-reader.container").returncode == 0
+    started = quadlet(tb, "start", "secret-reader")
+    assert started.stdout == "secret-reader.service: inactive\n", (
+        started.stderr
+    )  # ran to completion
+    journal = sh(tb, "journalctl --no-pager -o cat _SYSTEMD_USER_UNIT=secret-reader.service").stdout
+    assert "fd 3 is demo-secret:" in journal and "quadlet-secret" in journal
+
+
+def test_pod_and_member(clean_quadlets: Testbed) -> None:
+    tb = clean_quadlets
+    installed = quadlet(tb, "install", "/src/quadlets/demo.pod", "/src/quadlets/demo-app.container")
+    assert installed.stdout.splitlines() == [
+        "installed demo.pod: demo-pod.service",
+        "installed demo-app.container: demo-app.service",
+    ], installed.stderr
+    assert quadlet(tb, "start", "demo-app").stdout == "demo-app.service: active\n"
+    states = {
+        line.split()[1]: line.split()[2] for line in quadlet(tb, "list").stdout.splitlines()[1:]
+    }
+    assert states == {"demo-app.service": "active", "demo-pod.service": "active"}
+    pods = tb.run(["runas-podman", "podman", "-u", "test", "--", "pod", "ps", "--format",
+                   "{{.Name}} {{.NumberOfContainers}}"]).stdout  # fmt: skip
+    assert "demo 2" in pods.splitlines()
+
+
+def test_a_bad_file_is_rejected_and_nothing_installed(clean_quadlets: Testbed) -> None:
+    tb = clean_quadlets
+    sh(tb, "printf '[Container]\\nImage=localhost/busybox\\nBogus=1\\n' > /run/bad.container")
+    result = quadlet(tb, "install", "/src/quadlets/web.container", "/run/bad.container")
+    assert result.returncode == 125
+    assert result.stderr.startswith(
+        'runas-podman: rejected by podman\'s quadlet generator: converting "bad.container": '
+        "unsupported key 'Bogus' in group 'Container'"
+    )
+    assert tb.run(["sh", "-c", f"ls {QUADLET_DIR} 2>/dev/null"]).stdout == ""  # not even web
+    sh(tb, "rm -f /run/bad.container")
+
+
+def test_unknown_quadlet_name(tb: Testbed) -> None:
+    result = quadlet(tb, "start", "nosuch")
+    assert result.returncode == 125
+    assert result.stderr == (
+        "runas-podman: test has no quadlet 'nosuch' (runas-podman quadlet list -u test)\n"
+    )

@@ -1,0 +1,154 @@
+"""Service users: setup, doctor and the user's podman API, in the testbed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.testbed.testbed import Testbed
+
+
+def sh(tb: Testbed, script: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    return tb.run(["bash", "-c", script], **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fresh_user(tb: Testbed) -> Iterator[str]:
+    """A system user that setup creates; removed with all it left behind."""
+    yield "rpsvc"
+    sh(
+        tb,
+        "uid=$(id -u rpsvc 2>/dev/null) || exit 0; loginctl disable-linger rpsvc; "
+        "systemctl stop user@$uid.service; userdel -r rpsvc 2>/dev/null; "
+        "sed -i '/^rpsvc:/d' /etc/subuid /etc/subgid; true",
+    )
+
+
+def test_setup_creates_and_is_idempotent(tb: Testbed, fresh_user: str) -> None:
+    missing = tb.run(["runas-podman", "setup", "-u", fresh_user])
+    assert missing.returncode == 125
+    assert (
+        missing.stderr == f"runas-podman: unknown user '{fresh_user}': add --create to create it\n"
+    )
+    first = tb.run(["runas-podman", "setup", "-u", fresh_user, "--create"])
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0].startswith(
+        f"user: created system user {fresh_user} (home /var/lib/{fresh_user}"
+    )
+    assert lines[1].startswith("subuid/subgid: added ")
+    assert lines[2] == "linger: enabled through logind"
+    assert lines[-1] == "changed"
+    second = tb.run(["runas-podman", "setup", "-u", fresh_user, "--create"])
+    assert second.stdout.splitlines()[-1] == "nothing to change"
+    assert all("(already)" in line or "(present)" in line or "exists" in line
+               for line in second.stdout.splitlines()[:-1])  # fmt: skip
+    shell = tb.run(["getent", "passwd", fresh_user]).stdout.strip().rsplit(":", 1)[1]
+    assert shell == "/usr/sbin/nologin"
+    rootless = tb.run(["runas-podman", "podman", "-u", fresh_user, "--", "info", "--format",
+                       "{{.Host.Security.Rootless}}"])  # fmt: skip
+    assert rootless.stdout.strip() == "true", rootless.stderr
+    doctor = tb.run(["runas-podman", "doctor", "-u", fresh_user, "--json"])
+    assert doctor.returncode == 0, doctor.stdout
+    statuses = {c["check"]: c["status"] for c in json.loads(doctor.stdout)}
+    assert statuses["podman API"] == "ok" and statuses["linger"] == "ok"
+
+
+def test_doctor_all_ok_for_test(tb: Testbed) -> None:
+    result = tb.run(["runas-podman", "doctor", "-u", "test"])
+    assert result.returncode == 0, result.stdout
+    checks = [line.split(":", 1)[0] for line in result.stdout.splitlines()]
+    for name in ("ok   user", "ok   subuid", "ok   subgid", "ok   linger", "ok   systemd",
+                 "ok   user@1000.service", "ok   runtime dir", "ok   user bus", "ok   podman",
+                 "ok   pam", "ok   selinux"):  # fmt: skip
+        assert name in checks, result.stdout
+    assert "OpenFile yes, ExtraFileDescriptors yes, run0 yes" in result.stdout
+
+
+def test_doctor_names_the_fixes_for_a_user_without_a_manager(tb: Testbed) -> None:
+    sh(tb, "systemctl stop user@1001.service user-runtime-dir@1001.service")  # as after boot
+    result = tb.run(["runas-podman", "doctor", "-u", "alice"])
+    assert result.returncode == 1
+    assert "warn linger: disabled" in result.stdout
+    assert "-> loginctl enable-linger alice" in result.stdout
+    assert "fail user@1001.service: inactive" in result.stdout
+    assert "fail runtime dir: /run/user/1001 is missing" in result.stdout
+
+
+def test_doctor_of_an_unknown_user(tb: Testbed) -> None:
+    result = tb.run(["runas-podman", "doctor", "-u", "nosuch"])
+    assert (result.returncode, result.stdout) == (
+        1, "fail user: no user 'nosuch' -> runas-podman setup --create -u nosuch\n",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def api_container(tb: Testbed) -> Iterator[str]:
+    name = "rp-api"
+    result = tb.run(["runas-podman", "podman", "-u", "test", "--", "run", "-d", "--name", name,
+                     "--network=none", "localhost/busybox", "sh", "-c",
+                     "echo hello-log; trap 'exit 0' TERM; while :; do sleep 1; done"])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    yield name
+    tb.run(["runas-podman", "podman", "-u", "test", "--", "rm", "-f", "-t", "0", name])
+
+
+def test_api_commands(tb: Testbed, api_container: str) -> None:
+    sh(tb, "systemctl --user -M test@ stop podman.socket podman.service")  # started on demand
+    table = tb.run(["runas-podman", "ps", "-u", "test"])
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.startswith("CONTAINER ID  IMAGE")
+    assert api_container in table.stdout and "running" in table.stdout
+    listed = json.loads(tb.run(["runas-podman", "ps", "-u", "test", "--json"]).stdout)
+    assert api_container in [name for c in listed for name in c["Names"]]
+    images = tb.run(["runas-podman", "images", "-u", "test"]).stdout
+    assert "localhost/busybox" in images
+    assert tb.run(["runas-podman", "logs", "-u", "test", api_container]).stdout == "hello-log\n"
+    inspected = json.loads(tb.run(["runas-podman", "inspect", "-u", "test", api_container]).stdout)
+    assert inspected[0]["Name"] == api_container
+    assert (
+        tb.run(["runas-podman", "stop", "-u", "test", api_container]).stdout == f"{api_container}\n"
+    )
+    assert "exited" in tb.run(["runas-podman", "ps", "-u", "test", "-a"]).stdout
+    assert tb.run(["runas-podman", "rm", "-u", "test", api_container]).returncode == 0
+    assert api_container not in tb.run(["runas-podman", "ps", "-u", "test", "-a"]).stdout
+
+
+def test_logs_follow_streams(tb: Testbed) -> None:
+    name = "rp-follow"
+    tb.run(["runas-podman", "podman", "-u", "test", "--", "run", "-d", "--name", name,
+            "--network=none", "localhost/busybox", "sh", "-c",
+            "i=0; while :; do echo line-$i; i=$((i+1)); sleep 0.2; done"])  # fmt: skip
+    try:
+        follow = subprocess.Popen(
+            tb.command(["runas-podman", "logs", "-f", "-u", "test", name]),
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert follow.stdout is not None
+        seen = [follow.stdout.readline() for _ in range(5)]  # arrives while the container runs
+        follow.kill()
+        follow.wait()
+        assert seen[0] == b"line-0\n" and seen[4] == b"line-4\n"
+    finally:
+        tb.run(["runas-podman", "podman", "-u", "test", "--", "rm", "-f", "-t", "0", name])
+
+
+def test_api_errors_are_one_line(tb: Testbed) -> None:
+    missing = tb.run(["runas-podman", "logs", "-u", "test", "nosuch"])
+    assert missing.returncode == 125
+    assert (
+        missing.stderr
+        == "runas-podman: test has no container 'nosuch' (runas-podman ps -u test -a)\n"
+    )
+    # A dead API: podman.socket cannot start (masked) and nothing listens.
+    sh(tb, "systemctl --user -M test@ stop podman.socket podman.service; "
+           "systemctl --user -M test@ mask --runtime podman.socket")  # fmt: skip
+    try:
+        dead = tb.run(["runas-podman", "ps", "-u", "test"])
+    finally:
+        sh(tb, "systemctl --user -M test@ unmask --runtime podman.socket")
+    assert dead.returncode == 125 and dead.stderr.count("\n") == 1, dead.stderr
+    assert "runas-podman: podman.socket of test failed to start" in dead.stderr
