@@ -18,7 +18,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import BusCallError, EXIT_CANNOT_EXECUTE, RunasError
+from .errors import EXIT_CANNOT_EXECUTE, BusCallError, RunasError
 from .plan import (
     MAX_FDS_PER_MESSAGE,
     LaunchPlan,
