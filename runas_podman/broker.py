@@ -228,21 +228,6 @@ def authenticate(conn: socket.socket, reader: LineReader, name: str) -> bool:
     return False
 
 
-def _slice_of(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/cgroup") as cgroup:
-            lines = cgroup.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _id, controllers, path = line.split(":", 2)
-        if controllers in ("", "name=systemd"):
-            slices = [part for part in path.split("/") if part.endswith(".slice")]
-            if slices:
-                return slices[-1]
-    return None
-
-
 def serve(conn: socket.socket) -> None:
     from . import lookup
     from .elevate import Caller
@@ -269,7 +254,7 @@ def serve(conn: socket.socket) -> None:
         caller = Caller(
             name=name, uid=uid, gid=gid, cwd=cwd,
             environ={str(k): str(v) for k, v in dict(request.get("environ") or {}).items()},
-            slice=_slice_of(pid), hostname=socket.gethostname(),
+            slice=lookup.slice_of(pid), hostname=socket.gethostname(),
             on_tty=bool(request.get("on_tty")),
         )  # fmt: skip
         stdio = "pty" if request.get("stdio") == "pty" else "pipe"

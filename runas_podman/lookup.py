@@ -43,9 +43,14 @@ def executable(name: str, what: str | None = None) -> str:
 
 
 def own_slice() -> str | None:
-    """The slice this process runs in (for --slice-inherit), from /proc/self/cgroup."""
+    """The slice this process runs in (for --slice-inherit)."""
+    return slice_of("self")
+
+
+def slice_of(pid: int | str) -> str | None:
+    """The slice a process runs in, from /proc/PID/cgroup (v2 or the systemd v1 hierarchy)."""
     try:
-        with open("/proc/self/cgroup") as cgroup:
+        with open(f"/proc/{pid}/cgroup") as cgroup:
             lines = cgroup.read().splitlines()
     except OSError:
         return None
