@@ -27,6 +27,7 @@ printf '[Container]\nPodmanArgs=--cgroups=enabled\n' \
 # pulls network-online.target in, and Quadlet units wait up to 90 s for it
 # (podman-user-wait-network-online.service). Reach it at boot, as a networked host does.
 systemctl add-wants multi-user.target network-online.target
+systemctl start network-online.target  # this boot too: provisioning shares it with the tests
 
 # nspawn creates /dev/net/tun with mode 0600: rootless pasta needs to open it.
 echo 'z /dev/net/tun 0666 - - -' > /etc/tmpfiles.d/runas-testbed-tun.conf
