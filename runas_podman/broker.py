@@ -262,7 +262,7 @@ def serve(conn: socket.socket) -> None:
             request.get("command") or [], request.get("options") or {}, caller, stdio
         )
         tty_path = request.get("tty_path") if stdio == "pty" else None
-        status = asyncio.run(_launch(conn, reader, plan, tty_path, lookup.executable("cat")))
+        status = asyncio.run(_launch(conn, reader, plan, tty_path))
         log(f"{name} (uid {uid}) ran {plan.unit} as {plan.user.name}: status {status}")
         with contextlib.suppress(OSError):  # the client may be gone: then nobody reads it
             send(conn, {"status": status})
@@ -275,11 +275,9 @@ def serve(conn: socket.socket) -> None:
             os.close(fd)
 
 
-async def _launch(
-    conn: socket.socket, reader: LineReader, plan: Any, tty_path: str | None, cat: str
-) -> int:
+async def _launch(conn: socket.socket, reader: LineReader, plan: Any, tty_path: str | None) -> int:
     from .launcher import run_plan
-    from .systemd_bus import SystemdBus
+    from .systemd_bus import SystemdBus, connected
 
     loop = asyncio.get_running_loop()
     client_gone: asyncio.Future[int] = loop.create_future()
@@ -290,18 +288,17 @@ async def _launch(
                 return
         _set(client_gone, 128 + signal.SIGHUP)
 
-    bus = await SystemdBus.connect_system()
-    loop.add_reader(conn, readable)
-    try:
-        fds = reader.fds
-        return await run_plan(
-            plan, bus, lifeline_command=cat, stdio=(fds[0], fds[1], fds[2]),
-            tty_path=tty_path, on_started=lambda: _tell_started(conn),
-            stop_when=client_gone,
-        )  # fmt: skip
-    finally:
-        loop.remove_reader(conn)
-        bus.disconnect()
+    async with connected(SystemdBus.connect_system()) as bus:
+        loop.add_reader(conn, readable)
+        try:
+            fds = reader.fds
+            return await run_plan(
+                plan, bus, stdio=(fds[0], fds[1], fds[2]),
+                tty_path=tty_path, on_started=lambda: _tell_started(conn),
+                stop_when=client_gone,
+            )  # fmt: skip
+        finally:
+            loop.remove_reader(conn)
 
 
 def _tell_started(conn: socket.socket) -> None:

@@ -125,15 +125,12 @@ def install_broker(dest: str) -> int:
         )
 
     async def enable() -> None:
-        from .systemd_bus import SystemdBus
+        from .systemd_bus import SystemdBus, connected
 
-        bus = await SystemdBus.connect_system()
-        try:
+        async with connected(SystemdBus.connect_system()) as bus:
             await bus.call("Reload")
             await bus.call("EnableUnitFiles", "asbb", [["runas-broker.socket"], False, True])
             await bus.call("StartUnit", "ss", ["runas-broker.socket", "replace"])
-        finally:
-            bus.disconnect()
 
     asyncio.run(enable())
     click.echo(
@@ -226,27 +223,24 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     from .launcher import check_passed_fds
 
     check_passed_fds(plan)  # before this process opens fds of its own
-    return run_with_dbus(plan, lookup.executable("cat", "coreutils"))
+    return run_with_dbus(plan)
 
 
-def run_with_dbus(plan: Any, cat: str) -> int:
+def run_with_dbus(plan: Any) -> int:
     import asyncio
 
     from .launcher import run_plan
     from .plan import Manager
-    from .systemd_bus import SystemdBus
+    from .systemd_bus import SystemdBus, connected
+    from .user_bus import connect_user_manager
 
     async def session() -> int:
         if plan.manager is Manager.USER:
-            from .user_bus import connect_user_manager
-
-            bus = await connect_user_manager(plan.user)
+            connecting = connect_user_manager(plan.user)
         else:
-            bus = await SystemdBus.connect_system()
-        try:
-            return await run_plan(plan, bus, lifeline_command=cat)
-        finally:
-            bus.disconnect()
+            connecting = SystemdBus.connect_system()
+        async with connected(connecting) as bus:
+            return await run_plan(plan, bus)
 
     return asyncio.run(session())
 

@@ -99,17 +99,14 @@ def run_checks(name: str) -> list[Check]:
 
 
 async def _systemd_checks(user: ServiceUser, setup: str) -> list[Check]:
-    from .systemd_bus import SystemdBus
+    from .systemd_bus import SystemdBus, connected
 
     try:
-        bus = await SystemdBus.connect_system()
+        async with connected(SystemdBus.connect_system()) as bus:
+            version_text = await bus.manager_version()
+            state = await bus.unit_state(user.user_manager_unit)
     except RunasError as error:
         return [Check("system bus", "fail", error.message, "systemctl start dbus.socket")]
-    try:
-        version_text = await bus.manager_version()
-        state = await bus.unit_state(user.user_manager_unit)
-    finally:
-        bus.disconnect()
     version = parse_systemd_version(version_text)
     features = [f"{name} {'yes' if version >= since else f'no (needs {since})'}"
                 for name, since in (("OpenFile", OPEN_FILE_SINCE),

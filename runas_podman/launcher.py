@@ -18,6 +18,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import lookup
 from .errors import EXIT_CANNOT_EXECUTE, BusCallError, RunasError
 from .plan import (
     MAX_FDS_PER_MESSAGE,
@@ -129,7 +130,6 @@ async def run_plan(
     plan: LaunchPlan,
     bus: SystemdBus,
     *,
-    lifeline_command: str,
     interactive: bool = False,
     stdio: tuple[int, int, int] | None = None,
     tty_path: str | None = None,
@@ -138,7 +138,7 @@ async def run_plan(
 ) -> int:
     """Start the plan's unit, wait for it, return the exit status to leave with.
 
-    `lifeline_command` is the absolute path of `cat`. `stdio` are the fds for the
+    `stdio` are the fds for the
     unit's stdin, stdout, stderr (default: the caller's); `tty_path` sets TTYPath=.
     `on_started` runs once systemd has accepted the unit (authorization is over).
     `stop_when`, once done, stops the unit like a signal would (its value: the status).
@@ -147,7 +147,7 @@ async def run_plan(
     interrupted: asyncio.Future[int] = loop.create_future()
     for signum in TERMINATING_SIGNALS:
         loop.add_signal_handler(signum, _set_once, interrupted, int(signum))
-    lifeline = Lifeline(plan, lifeline_command)
+    lifeline = Lifeline(plan, lookup.executable("cat", "coreutils"))
     try:
         # Pipelined: the watches are in force before the start call is sent.
         watching_unit = asyncio.ensure_future(bus.watch_unit(plan.unit))

@@ -134,10 +134,10 @@ def quadlet() -> None:
 
 
 async def _user_manager_jobs(user: Any, method: str, units: list[str]) -> list[str]:
+    from .systemd_bus import connected
     from .user_bus import connect_user_manager
 
-    bus = await connect_user_manager(user)
-    try:
+    async with connected(connect_user_manager(user)) as bus:
         results = []
         for unit in units:
             done = await bus.run_job(method, unit)
@@ -148,28 +148,22 @@ async def _user_manager_jobs(user: Any, method: str, units: list[str]) -> list[s
                 )
             results.append(f"{unit}: {await bus.unit_state(unit)}")
         return results
-    finally:
-        bus.disconnect()
 
 
 async def _reload(user: Any) -> None:
+    from .systemd_bus import connected
     from .user_bus import connect_user_manager
 
-    bus = await connect_user_manager(user)
-    try:
+    async with connected(connect_user_manager(user)) as bus:
         await bus.call("Reload")
-    finally:
-        bus.disconnect()
 
 
 async def _states(user: Any, units: list[str]) -> dict[str, str]:
+    from .systemd_bus import connected
     from .user_bus import connect_user_manager
 
-    bus = await connect_user_manager(user)
-    try:
+    async with connected(connect_user_manager(user)) as bus:
         return {unit: await bus.unit_state(unit) for unit in units}
-    finally:
-        bus.disconnect()
 
 
 @quadlet.command("install")

@@ -41,10 +41,10 @@ def human_size(size: int) -> str:
 
 
 async def _start_socket(user: ServiceUser) -> None:
+    from .systemd_bus import connected
     from .user_bus import connect_user_manager
 
-    bus = await connect_user_manager(user)
-    try:
+    async with connected(connect_user_manager(user)) as bus:
         try:
             done = await bus.run_job("StartUnit", "podman.socket")
         except BusCallError as error:
@@ -52,12 +52,10 @@ async def _start_socket(user: ServiceUser) -> None:
                 f"podman.socket of {user.name} failed to start ({error.text}): "
                 f"runas-podman doctor -u {user.name}"
             ) from None
-        if done.result != "done":
-            raise RunasError(
-                f"podman.socket of {user.name} failed to start: runas-podman doctor -u {user.name}"
-            )
-    finally:
-        bus.disconnect()
+    if done.result != "done":
+        raise RunasError(
+            f"podman.socket of {user.name} failed to start: runas-podman doctor -u {user.name}"
+        )
 
 
 def _answering_client(path: str) -> Any | None:

@@ -158,7 +158,7 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
             password_from_stdin=options["stdin_password"],
         )
     interactive = not options["non_interactive"] and os.geteuid() != 0
-    return _launch(plan, stdio, tint, title, interactive, lookup.executable("cat", "coreutils"))
+    return _launch(plan, stdio, tint, title, interactive)
 
 
 def plan_for(
@@ -233,38 +233,35 @@ def _cwd() -> str:
         return "/"
 
 
-def _launch(
-    plan: Any, stdio: str, tint: str | None, title: str, interactive: bool, cat: str
-) -> int:
+def _launch(plan: Any, stdio: str, tint: str | None, title: str, interactive: bool) -> int:
     import asyncio
 
     from .launcher import run_plan
     from .polkit_agent import close_agent, open_agent
     from .ptyfwd import PtyForwarder
-    from .systemd_bus import SystemdBus
+    from .systemd_bus import SystemdBus, connected
 
     async def session() -> int:
-        bus = await SystemdBus.connect_system()
-        agent = open_agent() if interactive else None
-        forwarder = PtyForwarder(tint, title) if stdio == "pty" else None
+        async with connected(SystemdBus.connect_system()) as bus:
+            agent = open_agent() if interactive else None
+            forwarder = PtyForwarder(tint, title) if stdio == "pty" else None
 
-        def started() -> None:
-            close_agent(agent)  # authorization is over: the terminal is ours again
-            if forwarder is not None:
-                forwarder.close_peer()
-                forwarder.start()
+            def started() -> None:
+                close_agent(agent)  # authorization is over: the terminal is ours again
+                if forwarder is not None:
+                    forwarder.close_peer()
+                    forwarder.start()
 
-        try:
-            peer = (forwarder.peer,) * 3 if forwarder else None
-            return await run_plan(
-                plan, bus, lifeline_command=cat, interactive=interactive,
-                stdio=peer, tty_path=forwarder.path if forwarder else None, on_started=started,
-            )  # fmt: skip
-        finally:
-            if forwarder is not None:
-                forwarder.stop()
-            close_agent(agent)
-            bus.disconnect()
+            try:
+                peer = (forwarder.peer,) * 3 if forwarder else None
+                return await run_plan(
+                    plan, bus, interactive=interactive,
+                    stdio=peer, tty_path=forwarder.path if forwarder else None, on_started=started,
+                )  # fmt: skip
+            finally:
+                if forwarder is not None:
+                    forwarder.stop()
+                close_agent(agent)
 
     return asyncio.run(session())
 

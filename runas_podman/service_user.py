@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .errors import RunasError
 from .plan import ServiceUser
-from .systemd_bus import SystemdBus
+from .systemd_bus import SystemdBus, connected
 
 SUBID_COUNT = 65536
 SUBID_MIN = 100000
@@ -150,17 +150,11 @@ async def setup(name: str, create: bool, home: str | None) -> list[Step]:
         steps.append(create_user(name, home))
         user = lookup.service_user(name)
     steps.append(ensure_subids(user))
-    system = await SystemdBus.connect_system()
-    try:
+    async with connected(SystemdBus.connect_system()) as system:
         steps.append(await ensure_linger(system, user))
         steps.append(
             await ensure_unit_active(system, user.user_manager_unit, user.user_manager_unit)
         )
-    finally:
-        system.disconnect()
-    user_bus = await connect_user_manager(user)
-    try:
+    async with connected(connect_user_manager(user)) as user_bus:
         steps.append(await ensure_podman_socket(user_bus))
-    finally:
-        user_bus.disconnect()
     return steps

@@ -9,8 +9,9 @@ one seen is kept; dbus-next has no per-call timeout, so each call is bounded her
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,16 @@ UNIT = "org.freedesktop.systemd1.Unit"
 SERVICE = "org.freedesktop.systemd1.Service"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 CALL_TIMEOUT = 30.0
+
+
+@contextlib.asynccontextmanager
+async def connected(connecting: Awaitable[SystemdBus]) -> AsyncIterator[SystemdBus]:
+    """`async with connected(SystemdBus.connect_system()) as bus:` disconnects on every path."""
+    bus = await connecting
+    try:
+        yield bus
+    finally:
+        bus.disconnect()
 
 
 def unit_object_path(unit: str) -> str:

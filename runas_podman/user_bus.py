@@ -26,6 +26,7 @@ from .systemd_bus import (
     MANAGER_PATH,
     UNIT,
     SystemdBus,
+    connected,
     unit_object_path,
 )
 
@@ -125,11 +126,8 @@ async def connect_user_manager(user: ServiceUser) -> SystemdBus:
             f"only root or {user.name} may use {user.name}'s service manager (--via user); "
             "use --via system, or run as root"
         )
-    system = await SystemdBus.connect_system()
-    try:
+    async with connected(SystemdBus.connect_system()) as system:
         await ensure_user_manager(system, user)
-    finally:
-        system.disconnect()
     path = f"{user.runtime_dir}/bus"
     if not os.path.exists(path):
         raise RunasError(
