@@ -73,7 +73,10 @@ class LineReader:
                 return None
             self.buffer += data
         line, _, self.buffer = self.buffer.partition(b"\n")
-        message: dict[str, Any] = json.loads(line)
+        try:
+            message: dict[str, Any] = json.loads(line)
+        except ValueError:
+            raise RunasError("a broker message that is not JSON") from None
         return message
 
 
@@ -148,7 +151,10 @@ def run_through_broker(
                         )
                     answer, password = password, None
                 else:
-                    answer = getpass.getpass(str(message["prompt"]))
+                    try:
+                        answer = getpass.getpass(str(message["prompt"]))
+                    except EOFError:
+                        raise RunasError("no password given") from None
                 send(sock, {"password": answer})
             elif message.get("started"):
                 return asyncio.run(_follow(sock, reader, forwarder))
@@ -270,6 +276,10 @@ def serve(conn: socket.socket) -> None:
         log(f"refused uid {uid}: {error.message}")
         with contextlib.suppress(OSError):
             send(conn, {"error": error.message})
+    except Exception as error:  # BusCallError, click's BadParameter, bad JSON, a bug: say so
+        log(f"failed for uid {uid}: {type(error).__name__}: {error}")
+        with contextlib.suppress(OSError):
+            send(conn, {"error": f"the broker failed: {error}"})
     finally:
         for fd in reader.fds:
             os.close(fd)
@@ -312,7 +322,10 @@ def log(line: str) -> None:
 
 
 def main() -> None:
-    """Entry point of runas-broker@.service: the accepted connection is fd 3."""
+    """Entry point of runas-broker@.service: the accepted connection is fd 3.
+
+    (systemd gives the service /dev/null on 0-2: no closed stdio to fill here.)
+    """
     if os.environ.get("LISTEN_FDS") != "1":
         sys.exit("runas-broker: start me through runas-broker.socket (expects one socket on fd 3)")
     conn = socket.socket(fileno=3)

@@ -245,6 +245,19 @@ def run_with_dbus(plan: Any) -> int:
     return asyncio.run(session())
 
 
+def fill_closed_stdio() -> None:
+    """/dev/null onto any of fds 0-2 that is closed, before this process opens fds of its
+    own: otherwise its first socket would become fd 0, and a unit's stdin with it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def fail(prog: str, message: str, status: int) -> NoReturn:
     click.echo(f"{prog}: {message}", err=True)
     sys.exit(status)
@@ -260,6 +273,7 @@ def run_cli(
 
     `failure_status`, if given, is the one status for all of the tool's own failures.
     """
+    fill_closed_stdio()
     try:
         status = command.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.UsageError as error:
@@ -272,6 +286,9 @@ def run_cli(
         fail(prog, error.message, failure_status or error.status)
     except BusCallError as error:  # a systemd refusal no caller put into words
         fail(prog, f"systemd refused: {error.text or error.name}", failure_status or EXIT_LAUNCHER)
+    except OSError as error:  # an I/O failure no caller put into words
+        where = f" ({error.filename})" if error.filename else ""
+        fail(prog, f"{error.strerror or error}{where}", failure_status or EXIT_LAUNCHER)
     except KeyboardInterrupt:
         fail(prog, "interrupted", 130)
     sys.exit(status if isinstance(status, int) else 0)

@@ -7,6 +7,7 @@ SHELL_PROMPT_PREFIX, the session class, and what --setenv/--preserve-env name).
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -165,7 +166,10 @@ def working_directory(options: ElevateOptions, caller: Caller, target_is_root: b
     if options.login:
         return "~"
     if options.chdir is not None:
-        return options.chdir if options.chdir == "~" or options.chdir.startswith("/") else None
+        if options.chdir == "~":
+            return "~"
+        path = os.path.normpath(os.path.join(caller.cwd, options.chdir))  # as run0
+        return None if path == "/" else path
     return caller.cwd if target_is_root else "~"
 
 

@@ -96,25 +96,15 @@ class Lifeline:
             self.write_fd = -1
 
 
-def stdio_fds() -> tuple[int, int, int]:
-    """The caller's fds 0, 1, 2; any that is closed is replaced by /dev/null."""
-    fds = []
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-            fds.append(fd)
-        except OSError:
-            fds.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
-    return fds[0], fds[1], fds[2]
-
-
 def check_passed_fds(plan: LaunchPlan) -> None:
     """Call before this process opens any fd of its own: fd N must be the caller's."""
-    total = 3 + len(plan.pass_fds)
+    # stdio, the lifeline's pipe (its aux unit travels in the same message), the passed fds
+    total = 4 + len(plan.pass_fds)
     if total > MAX_FDS_PER_MESSAGE:
         raise RunasError(
-            f"too many file descriptors: {total} (3 for stdio + {len(plan.pass_fds)} passed), "
-            f"but one D-Bus message carries at most {MAX_FDS_PER_MESSAGE}; pass fewer"
+            f"too many file descriptors: {total} (3 for stdio + 1 lifeline + "
+            f"{len(plan.pass_fds)} passed), but one D-Bus message carries at most "
+            f"{MAX_FDS_PER_MESSAGE}; pass at most {MAX_FDS_PER_MESSAGE - 4}"
         )
     for passed in plan.pass_fds:
         try:
@@ -162,7 +152,7 @@ async def run_plan(
         ]
         if tty_path is not None:
             properties.append(UnitProperty("TTYPath", "s", tty_path))
-        stdin, stdout, stderr = stdio or stdio_fds()
+        stdin, stdout, stderr = stdio or (0, 1, 2)  # never closed: see cli.fill_closed_stdio
         fd_properties = [
             FdProperty("StandardInputFileDescriptor", stdin),
             FdProperty("StandardOutputFileDescriptor", stdout),

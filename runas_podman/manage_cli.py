@@ -192,7 +192,7 @@ def quadlet_list(user: str) -> int:
     files = quadlets.installed(target)
     units = quadlets.generate(files) if files else {}
     states = _run(_states(target, [u for us in units.values() for u in us]))
-    rows = [[f.name, unit, states.get(unit, "?")] for f in files for unit in units.get(f.name, [])]
+    rows = [[name, unit, states.get(unit, "?")] for name in files for unit in units.get(name, [])]
     click.echo(render_table(["QUADLET", "UNIT", "STATE"], rows))
     return 0
 
@@ -207,9 +207,9 @@ def quadlet_remove(user: str, names: tuple[str, ...]) -> int:
     target = _user(user)
     chosen = quadlets.resolve(target, names)
     _run(_user_manager_jobs(target, "StopUnit", [u for _f, us in chosen for u in us]))
-    for file, _units in chosen:
-        file.unlink()
-        click.echo(f"removed {file.name}")
+    quadlets.remove(target, [name for name, _units in chosen])
+    for name, _units in chosen:
+        click.echo(f"removed {name}")
     _run(_reload(target))
     return 0
 

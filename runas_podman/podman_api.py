@@ -7,11 +7,12 @@ own manager; it is started on demand. podman-py (and requests) are imported only
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from .errors import BusCallError, RunasError
 from .plan import ServiceUser
@@ -87,6 +88,25 @@ def client_for(user: ServiceUser) -> Any:
     return client
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def podman_errors(function: F) -> F:
+    """podman-py's refusals (APIError: a 409 for rm of a running container, ...) as one line."""
+
+    @functools.wraps(function)
+    def wrapper(user: ServiceUser, *args: Any, **kwargs: Any) -> Any:
+        from podman.errors import APIError, PodmanError
+
+        try:
+            return function(user, *args, **kwargs)
+        except (APIError, PodmanError) as error:
+            reason = getattr(error, "explanation", None) or str(error)
+            raise RunasError(f"{user.name}'s podman refused: {reason}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _container(client: Any, user: ServiceUser, name: str) -> Any:
     from podman.errors import NotFound
 
@@ -98,6 +118,7 @@ def _container(client: Any, user: ServiceUser, name: str) -> Any:
         ) from None
 
 
+@podman_errors
 def ps(user: ServiceUser, all_containers: bool, as_json: bool) -> str:
     client = client_for(user)
     containers = client.containers.list(all=all_containers)
@@ -120,6 +141,7 @@ def ps(user: ServiceUser, all_containers: bool, as_json: bool) -> str:
     return render_table(["CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES"], rows)
 
 
+@podman_errors
 def images(user: ServiceUser, as_json: bool) -> str:
     client = client_for(user)
     found = client.images.list()
@@ -136,21 +158,21 @@ def images(user: ServiceUser, as_json: bool) -> str:
     return render_table(["REPOSITORY", "TAG", "IMAGE ID", "SIZE"], rows)
 
 
+@podman_errors
 def inspect(user: ServiceUser, names: Sequence[str]) -> str:
     client = client_for(user)
     return json.dumps([_container(client, user, name).inspect() for name in names], indent=2)
 
 
+@podman_errors
 def logs(user: ServiceUser, name: str, follow: bool) -> Iterator[bytes]:
+    """The log stream; the container is looked up now, not on the first read."""
     client = client_for(user)
-    container = _container(client, user, name)
-    output = container.logs(stream=follow, follow=follow)
-    if isinstance(output, bytes):
-        yield output
-    else:
-        yield from output
+    output = _container(client, user, name).logs(stream=follow, follow=follow)
+    return iter([output]) if isinstance(output, bytes) else iter(output)
 
 
+@podman_errors
 def stop(user: ServiceUser, names: Sequence[str], timeout: int | None) -> list[str]:
     client = client_for(user)
     containers = [_container(client, user, name) for name in names]  # all found, or none stopped
@@ -159,6 +181,7 @@ def stop(user: ServiceUser, names: Sequence[str], timeout: int | None) -> list[s
     return [c.name for c in containers]
 
 
+@podman_errors
 def remove(user: ServiceUser, names: Sequence[str], force: bool) -> list[str]:
     client = client_for(user)
     containers = [_container(client, user, name) for name in names]

@@ -1,6 +1,7 @@
 """Quadlets of a service user: install, list, remove, start, stop.
 
-Files go to ~USER/.config/containers/systemd/, owned by USER. Before anything is
+Files go to ~USER/.config/containers/systemd/, written by USER itself (a forked child
+that dropped to it: root never follows the user's links there). Before anything is
 installed, podman's own generator validates the new files together with those already
 there (`quadlet -dryrun -user`); its output also says which units each file becomes.
 The user's manager is reloaded and driven over D-Bus.
@@ -8,16 +9,17 @@ The user's manager is reloaded and driven over D-Bus.
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .errors import RunasError
 from .plan import ServiceUser
+from .privileges import run_as
 
 GENERATORS = ("/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet")
 SUFFIXES = (".container", ".pod", ".network", ".volume", ".kube", ".image", ".build")
@@ -60,11 +62,14 @@ def _generator() -> str:
     raise RunasError("podman's quadlet generator is not installed: apt-get install podman")
 
 
-def generate(files: Sequence[Path]) -> dict[str, list[str]]:
-    """Validate `files` together with podman's generator (dry run): their units, or the error."""
+def generate(files: Mapping[str, str]) -> dict[str, list[str]]:
+    """Validate quadlet files ({name: text}) together with podman's generator (dry run).
+
+    Root's own copies in a private directory: nothing of the user's is followed.
+    """
     with tempfile.TemporaryDirectory(prefix="runas-quadlet-") as staging:
-        for file in files:
-            shutil.copy(file, os.path.join(staging, file.name))
+        for name, text in files.items():
+            Path(staging, name).write_text(text)
         result = subprocess.run(
             [_generator(), "-dryrun", "-user"],
             env={"QUADLET_UNIT_DIRS": staging, "PATH": "/usr/bin:/bin"},
@@ -77,65 +82,72 @@ def generate(files: Sequence[Path]) -> dict[str, list[str]]:
     return units_by_source(result.stdout)
 
 
-def installed(user: ServiceUser) -> list[Path]:
+def installed(user: ServiceUser) -> dict[str, str]:
+    """The user's quadlet files {name: text}, read as the user."""
     directory = quadlet_dir(user)
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.suffix in SUFFIXES and p.is_file())
+
+    def read() -> bytes:
+        files = {}
+        if directory.is_dir():
+            for path in sorted(directory.iterdir()):
+                if path.suffix in SUFFIXES and path.is_file():
+                    files[path.name] = path.read_text()
+        return json.dumps(files).encode()
+
+    found: dict[str, str] = json.loads(run_as(user, read, f"reading {directory}"))
+    return found
 
 
 def install(user: ServiceUser, files: Sequence[Path]) -> dict[str, list[str]]:
     """Validate, then install all of `files` (or none). Returns their generated units."""
+    new: dict[str, str] = {}
     for file in files:
         if file.suffix not in SUFFIXES:
             raise RunasError(f"{file}: not a quadlet file (one of {', '.join(SUFFIXES)})")
-        if not file.is_file():
-            raise RunasError(f"{file}: no such file")
-    names = {f.name for f in files}
-    others = [p for p in installed(user) if p.name not in names]
-    units = generate([*others, *files])
+        try:
+            new[file.name] = file.read_text()
+        except OSError as error:
+            raise RunasError(f"{file}: {error.strerror}") from None
+    units = generate({**installed(user), **new})
     directory = quadlet_dir(user)
-    _make_user_dirs(user, directory)
-    for file in files:
-        _install_file(user, file, directory / file.name)
-    return {f.name: units.get(f.name, []) for f in files}
+
+    def write() -> bytes:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in new.items():
+            staging = directory / f".{name}.runas-new"
+            staging.unlink(missing_ok=True)
+            with open(staging, "x") as out:  # O_EXCL: never through a planted link
+                out.write(text)
+            os.replace(staging, directory / name)  # whole or not at all
+        return b""
+
+    run_as(user, write, f"installing into {directory}")
+    return {name: units.get(name, []) for name in new}
 
 
-def _make_user_dirs(user: ServiceUser, directory: Path) -> None:
-    """Create the directory chain under the home as the user owns it."""
-    home = Path(user.home)
-    path = home
-    for part in directory.relative_to(home).parts:
-        path = path / part
-        if not path.exists():
-            path.mkdir(mode=0o755)
-            os.chown(path, user.uid, user.gid)
+def remove(user: ServiceUser, names: Sequence[str]) -> None:
+    directory = quadlet_dir(user)
+
+    def unlink() -> bytes:
+        for name in names:
+            (directory / name).unlink(missing_ok=True)
+        return b""
+
+    run_as(user, unlink, f"removing from {directory}")
 
 
-def _install_file(user: ServiceUser, source: Path, target: Path) -> None:
-    staging = target.with_name(f".{target.name}.runas-new")
-    try:
-        shutil.copyfile(source, staging)
-        os.chown(staging, user.uid, user.gid)
-        os.chmod(staging, 0o644)
-        os.replace(staging, target)  # whole or not at all
-    except OSError as error:
-        staging.unlink(missing_ok=True)
-        raise RunasError(f"cannot install {target}: {error.strerror}") from None
-
-
-def resolve(user: ServiceUser, names: Sequence[str]) -> list[tuple[Path, list[str]]]:
-    """Installed files for NAMEs (a file name like web.container, or a unit like web.service)."""
+def resolve(user: ServiceUser, names: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """Installed files for NAMEs (a file name like web.container, its stem, or a unit name)."""
     files = installed(user)
     units = generate(files) if files else {}
     chosen = []
     for name in names:
         match = next(
-            (f for f in files if name in (f.name, f.stem) or name in units.get(f.name, [])), None
+            (f for f in files if name in (f, Path(f).stem) or name in units.get(f, [])), None
         )
         if match is None:
             raise RunasError(
                 f"{user.name} has no quadlet '{name}' (runas-podman quadlet list -u {user.name})"
             )
-        chosen.append((match, units.get(match.name, [])))
+        chosen.append((match, units.get(match, [])))
     return chosen

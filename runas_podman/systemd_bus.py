@@ -29,6 +29,8 @@ UNIT = "org.freedesktop.systemd1.Unit"
 SERVICE = "org.freedesktop.systemd1.Service"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 CALL_TIMEOUT = 30.0
+# JobRemoved may come before the reply naming the job: keep the recent ones, not all.
+MAX_REMEMBERED_JOBS = 256
 
 
 @contextlib.asynccontextmanager
@@ -95,8 +97,8 @@ class SystemdBus:
                 ).connect(),
                 CALL_TIMEOUT,
             )
-        except (TimeoutError, OSError, EOFError) as error:
-            reason = getattr(error, "strerror", None) or type(error).__name__
+        except Exception as error:  # OSError, EOFError, dbus-next's AuthError/InvalidAddressError
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
             raise RunasError(
                 f"cannot connect to {description} ({address}): {reason}; "
                 "is dbus running? (systemctl status dbus.socket)"
@@ -197,6 +199,8 @@ class SystemdBus:
             _id, job, unit, result = message.body
             done = JobResult(job, unit, result)
             self.jobs_done[job] = done
+            while len(self.jobs_done) > MAX_REMEMBERED_JOBS:  # every job of the manager arrives
+                self.jobs_done.pop(next(iter(self.jobs_done)))
             waiter = self._job_waiters.pop(job, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(done)
@@ -206,7 +210,7 @@ class SystemdBus:
 
     async def wait_job(self, job: str) -> JobResult:
         if job in self.jobs_done:
-            return self.jobs_done[job]
+            return self.jobs_done.pop(job)
         waiter: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self._job_waiters[job] = waiter
         return await waiter

@@ -20,6 +20,7 @@ from dbus_next.constants import BusType
 
 from .errors import BusCallError, RunasError
 from .plan import ServiceUser
+from .privileges import drop_to
 from .systemd_bus import (
     CALL_TIMEOUT,
     MANAGER,
@@ -74,9 +75,7 @@ def connect_socket_as(user: ServiceUser, path: str) -> socket.socket:
         status = 1
         try:
             ours.close()
-            os.setgroups([])
-            os.setgid(user.gid)
-            os.setuid(user.uid)
+            drop_to(user)
             connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             connection.connect(path)
             socket.send_fds(theirs, [b"ok"], [connection.fileno()])
@@ -142,7 +141,7 @@ async def connect_user_manager(user: ServiceUser) -> SystemdBus:
     bus: Any = _PreconnectedMessageBus(sock, user.uid, address)
     try:
         await asyncio.wait_for(bus.connect(), CALL_TIMEOUT)
-    except (TimeoutError, OSError, EOFError) as error:
+    except Exception as error:  # OSError, EOFError, dbus-next's AuthError, a timeout
         sock.close()
         raise RunasError(f"cannot authenticate to {description} at {path}: {error}") from None
     systemd = SystemdBus(bus, description)

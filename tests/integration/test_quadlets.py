@@ -101,3 +101,24 @@ def test_unknown_quadlet_name(tb: Testbed) -> None:
     assert result.stderr == (
         "runas-podman: test has no quadlet 'nosuch' (runas-podman quadlet list -u test)\n"
     )
+
+
+def test_install_never_follows_the_users_links_as_root(clean_quadlets: Testbed) -> None:
+    """The service user controls its home: root must not write through its symlinks."""
+    tb = clean_quadlets
+    sh(tb, "mkdir -p /etc/rp-victim-dir; echo original > /etc/rp-victim-file; "
+           "runuser -u test -- mkdir -p /home/test/.config/containers/systemd; "
+           "runuser -u test -- ln -sf /etc/rp-victim-file "
+           "/home/test/.config/containers/systemd/.web.container.runas-new")  # fmt: skip
+    try:
+        planted = quadlet(tb, "install", "/src/quadlets/web.container")
+        assert planted.returncode == 0, planted.stderr  # the planted link is the user's own
+        assert tb.run(["cat", "/etc/rp-victim-file"]).stdout == "original\n"
+        quadlet(tb, "remove", "web")
+        sh(tb, f"rm -rf {QUADLET_DIR}; runuser -u test -- ln -s /etc/rp-victim-dir {QUADLET_DIR}")
+        redirected = quadlet(tb, "install", "/src/quadlets/web.container")
+        assert redirected.returncode == 125, redirected.stderr
+        assert "Permission denied" in redirected.stderr and redirected.stderr.count("\n") == 1
+        assert tb.run(["ls", "-A", "/etc/rp-victim-dir"]).stdout == ""
+    finally:
+        sh(tb, f"rm -f {QUADLET_DIR}; rm -rf /etc/rp-victim-dir /etc/rp-victim-file")

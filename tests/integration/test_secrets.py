@@ -112,8 +112,13 @@ def test_closed_fd_is_refused_before_anything_starts(tb: Testbed) -> None:
 
 
 def test_too_many_fds_are_refused(tb: Testbed) -> None:
-    opens = " ".join(f"{fd}</etc/hostname" for fd in range(3, 17))
-    flags = " ".join(f"--pass-fd {fd}" for fd in range(3, 17))
-    result = sh(tb, f"runas-podman exec -u test {flags} -- true {opens}")
+    def run_with(count: int):  # type: ignore[no-untyped-def]
+        opens = " ".join(f"{fd}</etc/hostname" for fd in range(3, 3 + count))
+        flags = " ".join(f"--pass-fd {fd}" for fd in range(3, 3 + count))
+        return sh(tb, f"runas-podman exec -u test {flags} -- sh -c 'echo $LISTEN_FDS' {opens}")
+
+    most = run_with(12)  # 3 stdio + 1 lifeline + 12: exactly one message's worth
+    assert (most.returncode, most.stdout) == (0, "12\n"), most.stderr
+    result = run_with(13)
     assert result.returncode == 125 and result.stderr.count("\n") == 1, result.stderr
-    assert "too many file descriptors: 17" in result.stderr
+    assert "too many file descriptors: 17" in result.stderr and "pass at most 12" in result.stderr

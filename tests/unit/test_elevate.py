@@ -93,7 +93,8 @@ def test_unit_properties_as_run0() -> None:
 @pytest.mark.parametrize(
     ("target", "options", "directory"),
     [(ROOT, {}, "/srv/work"), (TEST, {}, "~"), (TEST, {"chdir": "/var"}, "/var"),
-     (ROOT, {"login": True}, "~"), (TEST, {"chdir": "~"}, "~")],
+     (ROOT, {"login": True}, "~"), (TEST, {"chdir": "~"}, "~"),
+     (TEST, {"chdir": "sub/../dir"}, "/srv/work/dir")],
 )  # fmt: skip
 def test_working_directory_rules(
     target: ServiceUser, options: dict[str, object], directory: str
