@@ -33,11 +33,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .elevate import PAM_SERVICE
 from .errors import RunasError
 
 BROKER_SOCKET = "/run/runas-broker.sock"
 ADMIN_GROUP = "wheel"
-PAM_SERVICE = "runas"
 TRIES = 3
 POLKIT_SERVICE_FILE = "/usr/share/dbus-1/system-services/org.freedesktop.PolicyKit1.service"
 MAX_REQUEST = 1 << 20

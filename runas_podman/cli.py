@@ -15,7 +15,8 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 import click
 
 from . import __version__
-from .errors import EXIT_LAUNCHER, EXIT_USAGE, BusCallError, RunasError, UsageError
+from .clirun import run_cli
+from .errors import RunasError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 PROG = "runas-podman"
@@ -139,7 +140,7 @@ def install_broker(dest: str) -> int:
     return 0
 
 
-def write_if_changed(path: str, text: str, mode: int = 0o644) -> bool:
+def write_if_changed(path: str, text: str) -> bool:
     """Write `text` to `path` whole (via a rename) unless it is there already."""
     try:
         with open(path) as existing:
@@ -153,7 +154,7 @@ def write_if_changed(path: str, text: str, mode: int = 0o644) -> bool:
     try:
         with open(staging, "w") as new:
             new.write(text)
-        os.chmod(staging, mode)
+        os.chmod(staging, 0o644)
         os.replace(staging, path)
     except OSError as error:
         with contextlib.suppress(OSError):
@@ -243,55 +244,6 @@ def run_with_dbus(plan: Any) -> int:
             return await run_plan(plan, bus)
 
     return asyncio.run(session())
-
-
-def fill_closed_stdio() -> None:
-    """/dev/null onto any of fds 0-2 that is closed, before this process opens fds of its
-    own: otherwise its first socket would become fd 0, and a unit's stdin with it."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            null = os.open(os.devnull, os.O_RDWR)
-            if null != fd:
-                os.dup2(null, fd)
-                os.close(null)
-
-
-def fail(prog: str, message: str, status: int) -> NoReturn:
-    click.echo(f"{prog}: {message}", err=True)
-    sys.exit(status)
-
-
-def run_cli(
-    command: click.Command,
-    prog: str,
-    argv: Sequence[str] | None = None,
-    failure_status: int | None = None,
-) -> NoReturn:
-    """Run a Click command: every error is one line on stderr with a documented status.
-
-    `failure_status`, if given, is the one status for all of the tool's own failures.
-    """
-    fill_closed_stdio()
-    try:
-        status = command.main(args=argv, prog_name=prog, standalone_mode=False)
-    except click.UsageError as error:
-        fail(prog, f"{error.format_message()} (see {prog} --help)", failure_status or EXIT_USAGE)
-    except click.ClickException as error:
-        fail(prog, error.format_message(), failure_status or error.exit_code)
-    except click.exceptions.Abort:
-        fail(prog, "aborted", 130)
-    except RunasError as error:
-        fail(prog, error.message, failure_status or error.status)
-    except BusCallError as error:  # a systemd refusal no caller put into words
-        fail(prog, f"systemd refused: {error.text or error.name}", failure_status or EXIT_LAUNCHER)
-    except OSError as error:  # an I/O failure no caller put into words
-        where = f" ({error.filename})" if error.filename else ""
-        fail(prog, f"{error.strerror or error}{where}", failure_status or EXIT_LAUNCHER)
-    except KeyboardInterrupt:
-        fail(prog, "interrupted", 130)
-    sys.exit(status if isinstance(status, int) else 0)
 
 
 def main() -> NoReturn:

@@ -10,16 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from .elevate import PAM_FILE
 from .errors import RunasError
-from .plan import EXTRA_FDS_SINCE, OPEN_FILE_SINCE, ServiceUser, parse_systemd_version
+from .lookup import is_executable_file
+from .plan import (
+    EXTRA_FDS_SINCE,
+    OPEN_FILE_SINCE,
+    ServiceUser,
+    parse_systemd_version,
+    resolve_executable,
+)
 
 RUN0_SINCE = 256
-PAM_FILE = "/etc/pam.d/runas"
 SELINUX_MODULE = "runas_podman"
 
 
@@ -128,7 +134,7 @@ async def _systemd_checks(user: ServiceUser, setup: str) -> list[Check]:
 
 
 def _podman_checks(user: ServiceUser, setup: str) -> list[Check]:
-    podman = shutil.which("podman", path="/usr/local/bin:/usr/bin:/bin")
+    podman = resolve_executable("podman", is_executable_file)  # where launches look
     if podman is None:
         return [Check("podman", "fail", "not installed", "apt-get install podman uidmap")]
     result = subprocess.run([podman, "--version"], capture_output=True, text=True)
@@ -165,7 +171,7 @@ def _podman_checks(user: ServiceUser, setup: str) -> list[Check]:
 def _polkit_check() -> Check:
     from .broker import polkit_installed
 
-    agent = shutil.which("pkttyagent", path="/usr/bin:/bin")
+    agent = resolve_executable("pkttyagent", is_executable_file)
     if polkit_installed() and agent:
         return Check("polkit", "ok", f"polkitd and {agent} present")
     if polkit_installed():
@@ -182,7 +188,7 @@ def _selinux_check() -> Check:
     except OSError:
         return Check("selinux", "ok", "not enabled: no policy module needed")
     loaded = False
-    semodule = shutil.which("semodule", path="/usr/sbin:/sbin:/usr/bin")
+    semodule = resolve_executable("semodule", is_executable_file)
     if semodule:
         listing = subprocess.run([semodule, "-l"], capture_output=True, text=True).stdout
         loaded = SELINUX_MODULE in listing.split()

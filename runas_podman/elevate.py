@@ -17,6 +17,7 @@ from .plan import Assignment, LaunchPlan, Manager, ServiceUser, parse_assignment
 from .unitprops import ENV_NAME
 
 PAM_SERVICE = "runas"
+PAM_FILE = f"/etc/pam.d/{PAM_SERVICE}"
 DEFAULT_PROMPT_PREFIX = "\N{SUPERHERO} "
 # Hues as run0 picks them: red for root, orange for --empower, yellow for other users.
 HUE_ROOT, HUE_EMPOWER, HUE_OTHER = 0, 30, 60
@@ -41,7 +42,6 @@ class Caller:
 @dataclass(frozen=True)
 class ElevateOptions:
     command: tuple[str, ...] = ()
-    user: ServiceUser | None = None  # None: root (or the caller with --empower)
     group: str | None = None
     chdir: str | None = None
     login: bool = False  # -i

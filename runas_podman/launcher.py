@@ -35,7 +35,7 @@ from .systemd_bus import (
 )
 from .unitprops import UnitProperty
 
-CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
+CLD_EXITED = 1  # ExecMainCode: else killed (2) or dumped (3), by signal ExecMainStatus
 # systemd's EXIT_* codes for failures before the command ran (systemd.exec(5)).
 SETUP_FAILURES = {
     200: "changing to the working directory", 202: "setting up the passed file descriptors",

@@ -27,24 +27,19 @@ def service_user(name_or_uid: str) -> ServiceUser:
     return ServiceUser(entry.pw_name, entry.pw_uid, entry.pw_gid, group, entry.pw_dir, shell)
 
 
-def _is_executable_file(path: str) -> bool:
+def is_executable_file(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def executable(name: str, what: str | None = None) -> str:
     """The absolute path the unit will run, or a 127 error naming what to install."""
-    path = resolve_executable(name, _is_executable_file)
+    path = resolve_executable(name, is_executable_file)
     if path is None:
         hint = f"install it (apt-get install {what})" if what else "give an absolute path"
         raise RunasError(
             f"{name}: command not found in systemd's search path: {hint}", EXIT_NOT_FOUND
         )
     return path
-
-
-def own_slice() -> str | None:
-    """The slice this process runs in (for --slice-inherit)."""
-    return slice_of("self")
 
 
 def slice_of(pid: int | str) -> str | None:

@@ -11,19 +11,16 @@ import select
 import subprocess
 import time
 
-from .plan import UNIT_SEARCH_PATH, resolve_executable
+from .lookup import is_executable_file
+from .plan import resolve_executable
 
 REGISTER_TIMEOUT = 10.0
-
-
-def _is_executable(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def open_agent() -> subprocess.Popen[bytes] | None:
     if os.geteuid() == 0:
         return None
-    agent = resolve_executable("pkttyagent", _is_executable, UNIT_SEARCH_PATH)
+    agent = resolve_executable("pkttyagent", is_executable_file)
     if agent is None:
         return None
     try:

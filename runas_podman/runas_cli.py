@@ -15,11 +15,10 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .cli import run_cli
+from .clirun import run_cli
 
 PROG = "runas"
 EXIT_FAILURE = 1
-PAM_FILE = "/etc/pam.d/runas"
 
 
 def _boolean(value: str | None) -> bool | None:
@@ -129,7 +128,7 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
         gid=os.getgid(),
         cwd=_cwd(),
         environ=dict(os.environ),
-        slice=lookup.own_slice(),
+        slice=lookup.slice_of("self"),
         hostname=socket.gethostname(),
         on_tty=any(ttys),
     )
@@ -137,6 +136,8 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
     if options["dry_run"]:
         click.echo(plan.systemd_run_command())
         return 0
+    from .elevate import PAM_FILE
+
     if not os.path.exists(PAM_FILE):
         raise RunasError(
             f"the PAM service file {PAM_FILE} is missing: install it with "

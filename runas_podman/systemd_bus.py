@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,9 +66,6 @@ class JobResult:
     job: str
     unit: str
     result: str
-
-
-SignalHandler = Callable[[Message], None]
 
 
 class SystemdBus:

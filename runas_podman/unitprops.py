@@ -194,20 +194,6 @@ def split_words(text: str) -> list[str]:
     return words
 
 
-def quote_word(word: str) -> str:
-    """The inverse of split_words() for one word (used to render Environment=)."""
-    if word and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", word):
-        return word
-    escaped = "".join(
-        "\\" + char if char in '\\"' else
-        "\\n" if char == "\n" else
-        "\\t" if char == "\t" else
-        f"\\x{ord(char):02x}" if ord(char) < 0x20 or ord(char) == 0x7F else char
-        for char in word
-    )  # fmt: skip
-    return f'"{escaped}"'
-
-
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +19,6 @@ from runas_podman.unitprops import (
     parse_boolean,
     parse_size,
     parse_timespan_usec,
-    quote_word,
     split_words,
 )
 
@@ -74,6 +75,20 @@ def test_size_fraction() -> None:
 def test_boolean_spellings_case_insensitive(word: str, upper: bool) -> None:
     expected = word in ("1", "yes", "y", "true", "t", "on")
     assert parse_boolean(word.upper() if upper else word) is expected
+
+
+def quote_word(word: str) -> str:
+    """The inverse of split_words() for one word, as systemd would need it written."""
+    if word and re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", word):
+        return word
+    escaped = "".join(
+        "\\" + char if char in '\\"' else
+        "\\n" if char == "\n" else
+        "\\t" if char == "\t" else
+        f"\\x{ord(char):02x}" if ord(char) < 0x20 or ord(char) == 0x7F else char
+        for char in word
+    )  # fmt: skip
+    return f'"{escaped}"'
 
 
 @given(st.lists(st.text(min_size=0, max_size=20), max_size=6))

@@ -1,0 +1,62 @@
+"""Running a Click command the project's way: one line on stderr per failure, a documented
+status, no traceback; shared by `runas-podman` and `runas` (click and errors only)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import click
+
+from .errors import EXIT_LAUNCHER, EXIT_USAGE, BusCallError, RunasError
+
+
+def fill_closed_stdio() -> None:
+    """/dev/null onto any of fds 0-2 that is closed, before this process opens fds of its
+    own: otherwise its first socket would become fd 0, and a unit's stdin with it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def fail(prog: str, message: str, status: int) -> NoReturn:
+    click.echo(f"{prog}: {message}", err=True)
+    sys.exit(status)
+
+
+def run_cli(
+    command: click.Command,
+    prog: str,
+    argv: Sequence[str] | None = None,
+    failure_status: int | None = None,
+) -> NoReturn:
+    """Run a Click command: every error is one line on stderr with a documented status.
+
+    `failure_status`, if given, is the one status for all of the tool's own failures.
+    """
+    fill_closed_stdio()
+    try:
+        status = command.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.UsageError as error:
+        fail(prog, f"{error.format_message()} (see {prog} --help)", failure_status or EXIT_USAGE)
+    except click.ClickException as error:
+        fail(prog, error.format_message(), failure_status or error.exit_code)
+    except click.exceptions.Abort:
+        fail(prog, "aborted", 130)
+    except RunasError as error:
+        fail(prog, error.message, failure_status or error.status)
+    except BusCallError as error:  # a systemd refusal no caller put into words
+        fail(prog, f"systemd refused: {error.text or error.name}", failure_status or EXIT_LAUNCHER)
+    except OSError as error:  # an I/O failure no caller put into words
+        where = f" ({error.filename})" if error.filename else ""
+        fail(prog, f"{error.strerror or error}{where}", failure_status or EXIT_LAUNCHER)
+    except KeyboardInterrupt:
+        fail(prog, "interrupted", 130)
+    sys.exit(status if isinstance(status, int) else 0)
