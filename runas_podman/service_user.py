@@ -115,9 +115,9 @@ async def ensure_linger(system: SystemdBus, user: ServiceUser) -> Step:
 
 
 async def ensure_unit_active(bus: SystemdBus, unit: str, what: str) -> Step:
-    if await bus.unit_state(unit) == "active":
+    done = await bus.start_unless_active(unit)
+    if done is None:
         return Step(what, False, "active (already)")
-    done = await bus.run_job("StartUnit", unit)
     if done.result != "done":
         raise RunasError(f"{unit} failed to start ({done.result}): see its journal")
     return Step(what, True, "started")
@@ -136,7 +136,7 @@ async def ensure_podman_socket(user_bus: SystemdBus) -> Step:
 
 async def setup(name: str, create: bool, home: str | None) -> list[Step]:
     from . import lookup
-    from .user_bus import connect_user_manager
+    from .user_bus import ensure_user_manager, open_user_bus
 
     if os.geteuid() != 0:
         raise RunasError("setup changes system state: run it as root")
@@ -152,9 +152,9 @@ async def setup(name: str, create: bool, home: str | None) -> list[Step]:
     steps.append(ensure_subids(user))
     async with connected(SystemdBus.connect_system()) as system:
         steps.append(await ensure_linger(system, user))
-        steps.append(
-            await ensure_unit_active(system, user.user_manager_unit, user.user_manager_unit)
-        )
-    async with connected(connect_user_manager(user)) as user_bus:
+        started = await ensure_user_manager(system, user)
+        detail = "started" if started else "active (already)"
+        steps.append(Step(user.user_manager_unit, started, detail))
+    async with connected(open_user_bus(user)) as user_bus:
         steps.append(await ensure_podman_socket(user_bus))
     return steps

@@ -78,6 +78,7 @@ class SystemdBus:
         self._job_waiters: dict[str, asyncio.Future[JobResult]] = {}
         self._unit_watchers: dict[str, asyncio.Event] = {}
         self._watching_jobs = False
+        self._version: str | None = None
         bus.add_message_handler(self._on_message)
 
     @classmethod
@@ -160,7 +161,10 @@ class SystemdBus:
         return variant.value
 
     async def manager_version(self) -> str:
-        return str(await self.get_property(MANAGER_PATH, MANAGER, "Version"))
+        """The manager's Version, asked once per connection."""
+        if self._version is None:
+            self._version = str(await self.get_property(MANAGER_PATH, MANAGER, "Version"))
+        return self._version
 
     # --- signals --------------------------------------------------------------
 
@@ -263,6 +267,12 @@ class SystemdBus:
         await self.watch_jobs()
         (job,) = await self.call(method, "ss", [unit, "replace"])
         return await self.wait_job(str(job))
+
+    async def start_unless_active(self, unit: str) -> JobResult | None:
+        """StartUnit and wait, unless the unit is active already (then None)."""
+        if await self.unit_state(unit) == "active":
+            return None
+        return await self.run_job("StartUnit", unit)
 
     async def unit_state(self, unit: str) -> str:
         return str(await self.get_property(unit_object_path(unit), UNIT, "ActiveState"))

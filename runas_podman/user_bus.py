@@ -23,12 +23,8 @@ from .plan import ServiceUser
 from .privileges import drop_to
 from .systemd_bus import (
     CALL_TIMEOUT,
-    MANAGER,
-    MANAGER_PATH,
-    UNIT,
     SystemdBus,
     connected,
-    unit_object_path,
 )
 
 
@@ -97,36 +93,44 @@ def connect_socket_as(user: ServiceUser, path: str) -> socket.socket:
     return socket.socket(fileno=fds[0])
 
 
-async def ensure_user_manager(system: SystemdBus, user: ServiceUser) -> None:
-    """Start user@UID.service through the system manager unless it is already running."""
+async def ensure_user_manager(system: SystemdBus, user: ServiceUser) -> bool:
+    """Start user@UID.service through the system manager unless it runs; True if started."""
     unit = user.user_manager_unit
-    state = await system.get_property(unit_object_path(unit), UNIT, "ActiveState")
-    if state == "active":
-        return
     try:
-        done = await system.run_job("StartUnit", unit)
+        done = await system.start_unless_active(unit)
     except BusCallError as error:
         raise RunasError(
             f"{unit} is not running and cannot be started ({error.text or error.name}): "
             f"enable lingering (loginctl enable-linger {user.name}) or run as root"
         ) from None
-    if done.result != "done":
+    if done is not None and done.result != "done":
         raise RunasError(
             f"{unit} (the service manager of {user.name}) failed to start: "
             f"see `systemctl status {unit}` and `journalctl -u {unit}`"
         )
+    return done is not None
 
 
 async def connect_user_manager(user: ServiceUser) -> SystemdBus:
-    """Connect to USER's service manager; only root or USER itself may."""
-    caller = os.geteuid()
-    if caller not in (0, user.uid):
+    """Connect to USER's service manager, starting it first if needed; only root or USER."""
+    check_may_use(user)
+    async with connected(SystemdBus.connect_system()) as system:
+        await ensure_user_manager(system, user)
+    return await open_user_bus(user)
+
+
+def check_may_use(user: ServiceUser) -> None:
+    if os.geteuid() not in (0, user.uid):
         raise RunasError(
             f"only root or {user.name} may use {user.name}'s service manager (--via user); "
             "use --via system, or run as root"
         )
-    async with connected(SystemdBus.connect_system()) as system:
-        await ensure_user_manager(system, user)
+
+
+async def open_user_bus(user: ServiceUser) -> SystemdBus:
+    """Connect to USER's bus, its manager already running (see connect_user_manager)."""
+    check_may_use(user)
+    caller = os.geteuid()
     path = f"{user.runtime_dir}/bus"
     if not os.path.exists(path):
         raise RunasError(
@@ -146,5 +150,5 @@ async def connect_user_manager(user: ServiceUser) -> SystemdBus:
         raise RunasError(f"cannot authenticate to {description} at {path}: {error}") from None
     systemd = SystemdBus(bus, description)
     # The user's manager must be there to take the unit (it is, once user@ is active).
-    await systemd.get_property(MANAGER_PATH, MANAGER, "Version")
+    await systemd.manager_version()
     return systemd
