@@ -1,5 +1,6 @@
 #!/bin/bash
-# Compile selinux/runas_podman.te into runas_podman.pp; installs nothing.
+# Compile selinux/runas_podman.te and package it with runas_podman.fc (file contexts)
+# into runas_podman.pp; installs nothing.
 #   selinux/build.sh [--install-deps] [OUTDIR]
 # OUTDIR receives runas_podman.mod and runas_podman.pp (created if missing). Without it,
 # the build goes to a temporary directory that is removed afterwards (a syntax check).
@@ -34,9 +35,9 @@ else
 fi
 
 checkmodule -M -m -o "$out/runas_podman.mod" "$here/runas_podman.te"
-semodule_package -o "$out/runas_podman.pp" -m "$out/runas_podman.mod"
+semodule_package -o "$out/runas_podman.pp" -m "$out/runas_podman.mod" -f "$here/runas_podman.fc"
 if ((keep)); then
     echo "built $out/runas_podman.pp"
 else
-    echo "runas_podman.te compiles (temporary output removed; give OUTDIR to keep it)"
+    echo "runas_podman.te compiles and packages with runas_podman.fc (temporary output removed; give OUTDIR to keep it)"
 fi
