@@ -4,13 +4,39 @@ status, no traceback; shared by `runas-podman` and `runas` (click and errors onl
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 import click
 
-from .errors import EXIT_LAUNCHER, EXIT_USAGE, BusCallError, RunasError
+from .errors import EXIT_LAUNCHER, EXIT_USAGE, BusCallError, RunasError, one_line
+
+
+class AsciiInt(click.ParamType):  # type: ignore[type-arg]
+    """An integer of ASCII digits: click's INT takes whatever int() takes
+    (full-width digits, '1_0')."""
+
+    name = "integer"
+
+    def __init__(self, low: int | None = None, high: int | None = None) -> None:
+        self.low, self.high = low, high
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip(" \t")
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            self.fail(f"'{value}' is not an integer (ASCII digits only)", param, ctx)
+        number = int(text)
+        if (self.low is not None and number < self.low) or (
+            self.high is not None and number > self.high
+        ):
+            self.fail(f"{number} is not in the range {self.low}..{self.high}", param, ctx)
+        return number
 
 
 def fill_closed_stdio() -> None:
@@ -27,7 +53,7 @@ def fill_closed_stdio() -> None:
 
 
 def fail(prog: str, message: str, status: int) -> NoReturn:
-    click.echo(f"{prog}: {message}", err=True)
+    click.echo(f"{prog}: {one_line(message)}", err=True)
     sys.exit(status)
 
 

@@ -59,6 +59,7 @@ def run_checks(name: str) -> list[Check]:
     from . import lookup
     from .service_user import LINGER_DIR, range_for, read_subids
 
+    lookup.checked_identity(name, "user")  # bad text is a usage error, not a check
     checks: list[Check] = []
     try:
         user = lookup.service_user(name)

@@ -157,8 +157,23 @@ def login_command(options: ElevateOptions, target: ServiceUser) -> list[str]:
     if not options.command:
         return [shell, "-l"]
     if options.via_shell or options.login:
-        return [shell, "-l", "-c", shlex.join(options.command)]
+        return [shell, "-l", "-c", shell_command_line(options.command)]
     return list(options.command)
+
+
+def shell_command_line(command: Sequence[str]) -> str:
+    """What `-s`/`-i` hand to `SHELL -c`, so that `$VAR` expands in the target's shell.
+
+    One argument is a command line already (`runas -s 'echo $HOME'`, as `su -c` takes
+    it); several are joined the way sudo -s joins them: every character but letters,
+    digits, '_', '-' and '$' escaped with a backslash (`runas -s ls '$HOME/my dir'`).
+    """
+    if len(command) == 1:
+        return command[0]
+    return " ".join(
+        "".join(c if c.isalnum() or c in "_-$" else "\\" + c for c in argument)
+        for argument in command
+    )
 
 
 def working_directory(options: ElevateOptions, caller: Caller, target_is_root: bool) -> str | None:

@@ -36,3 +36,32 @@ class BusCallError(Exception):
         super().__init__(f"{name}: {text}")
         self.name = name
         self.text = text
+
+
+def shown(text: str) -> str:
+    """`text` quoted for a one-line message (see one_line)."""
+    return "'" + one_line(text).replace("'", "\\'") + "'"
+
+
+def one_line(text: str) -> str:
+    """Control characters and bytes that are not UTF-8 (surrogate escapes from argv) as
+    escapes, so that a message stays one printable line whatever the input held."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def is_utf8(text: str) -> bool:
+    """D-Bus strings are UTF-8: False for argv/environ bytes Python kept as surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

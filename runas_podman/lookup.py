@@ -6,18 +6,46 @@ import grp
 import os
 import pwd
 
-from .errors import EXIT_NOT_FOUND, RunasError
+from .errors import EXIT_NOT_FOUND, RunasError, UsageError, is_utf8, shown
 from .plan import ServiceUser, resolve_executable
 
 
-def service_user(name_or_uid: str) -> ServiceUser:
+def checked_identity(value: str, what: str) -> str:
+    """A -u/-g value as given, refused when it could silently mean something else.
+
+    An empty value must never fall back to a default (`runas -u "$UNSET"` would be root),
+    and control characters or stray bytes never name an account on purpose.
+    """
+    if not value.strip():
+        raise UsageError(f"{what} {shown(value)} is empty: give a name or a numeric id")
+    if not is_utf8(value) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise UsageError(
+            f"{what} {shown(value)} contains control characters or bytes that are not UTF-8: "
+            "give a plain name or a numeric id"
+        )
+    if value != value.strip():
+        raise UsageError(f"{what} {shown(value)} has leading or trailing blanks: remove them")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def service_user(name_or_uid: str, what: str = "user") -> ServiceUser:
+    """The account `name_or_uid` names (a numeric value is a uid), or a usage error."""
+    checked_identity(name_or_uid, what)
+    numeric = _is_number(name_or_uid)
     try:
-        numeric = name_or_uid.isascii() and name_or_uid.isdigit()
         entry = pwd.getpwuid(int(name_or_uid)) if numeric else pwd.getpwnam(name_or_uid)
-    except (KeyError, OverflowError):
-        raise RunasError(
-            f"unknown user '{name_or_uid}': create it first "
-            f"(e.g. useradd --system --create-home {name_or_uid})"
+    except (KeyError, OverflowError, ValueError):
+        if numeric:
+            raise UsageError(
+                f"unknown {what} {shown(name_or_uid)}: no account has uid {name_or_uid}"
+            ) from None
+        raise UsageError(
+            f"unknown {what} {shown(name_or_uid)}: no such account (create it first, e.g. "
+            f"useradd --system --create-home {name_or_uid})"
         ) from None
     try:
         group = grp.getgrgid(entry.pw_gid).gr_name
@@ -25,6 +53,20 @@ def service_user(name_or_uid: str) -> ServiceUser:
         group = str(entry.pw_gid)
     shell = entry.pw_shell or "/bin/sh"
     return ServiceUser(entry.pw_name, entry.pw_uid, entry.pw_gid, group, entry.pw_dir, shell)
+
+
+def group_name(name_or_gid: str) -> str:
+    """The group `name_or_gid` names (a numeric value is a gid), or a usage error."""
+    checked_identity(name_or_gid, "group")
+    try:
+        if _is_number(name_or_gid):
+            return grp.getgrgid(int(name_or_gid)).gr_name
+        return grp.getgrnam(name_or_gid).gr_name
+    except (KeyError, OverflowError, ValueError):
+        kind = "gid" if _is_number(name_or_gid) else "name"
+        raise UsageError(
+            f"unknown group {shown(name_or_gid)}: no group has this {kind} (see getent group)"
+        ) from None
 
 
 def is_executable_file(path: str) -> bool:

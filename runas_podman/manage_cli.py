@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .cli import cli
+from .clirun import AsciiInt
 from .errors import RunasError
 
 USER_OPTION = click.option("-u", "--user", required=True, metavar="USER", help="The service user.")
@@ -104,7 +105,9 @@ def logs(user: str, follow: bool, container: str) -> int:
 
 @cli.command()
 @USER_OPTION
-@click.option("-t", "--time", "timeout", type=int, metavar="SECONDS", help="Wait before SIGKILL.")
+@click.option(
+    "-t", "--time", "timeout", type=AsciiInt(0), metavar="SECONDS", help="Wait before SIGKILL."
+)
 @click.argument("containers", nargs=-1, required=True)
 def stop(user: str, timeout: int | None, containers: tuple[str, ...]) -> int:
     """Stop USER's CONTAINERS."""

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .errors import UsageError
+from .errors import UsageError, is_utf8, shown
 from .unitprops import ENV_NAME, UnitProperty, parse_assignment
 
 # systemd's own fixed search path for units (its default PATH), so the caller's
@@ -113,6 +113,23 @@ class LaunchPlan:
     open_files: tuple[OpenFile, ...] = ()
     pass_fds: tuple[PassFd, ...] = ()
     stdio: str = "pipe"  # or "pty": how systemd-run would be told (--pipe / --pty)
+
+    def __post_init__(self) -> None:
+        # Every string of the plan goes over D-Bus, which carries UTF-8 only: refuse here,
+        # with a name for it, rather than fail in the marshaller half-way through a launch.
+        texts = [("the user", self.user.name), ("the unit name", self.unit)]
+        texts += [(f"argument {i}" if i else "the command", a) for i, a in enumerate(self.argv)]
+        texts += [(f"environment variable {name}", value) for name, value in self.environment]
+        texts += [(f"-p {a.name}", a.text) for a in self.assignments]
+        texts += [("--open-file", f"{f.path}:{f.name}") for f in self.open_files]
+        texts += [("--pass-fd name", p.name) for p in self.pass_fds]
+        texts.append(("the description", self.description))
+        for what, text in texts:
+            if not is_utf8(text):
+                raise UsageError(
+                    f"{what} {shown(text)} is not valid UTF-8: D-Bus strings are UTF-8 "
+                    "(hand such bytes over in a file or an fd instead)"
+                )
 
     @property
     def fd_names(self) -> tuple[str, ...]:
@@ -238,6 +255,8 @@ def _unescape_open_file_field(text: str) -> str:
 
 def parse_open_file(text: str) -> OpenFile:
     """PATH[:NAME[:FLAGS]] with systemd's OpenFile= escaping; NAME defaults to the file name."""
+    if not is_utf8(text):
+        raise UsageError(f"--open-file {shown(text)} is not valid UTF-8: D-Bus strings are UTF-8")
     fields = text.split(":")
     if len(fields) > 3:
         raise UsageError(f"--open-file '{text}': use PATH[:NAME[:FLAGS]] (':' in PATH as \\x3a)")
@@ -292,7 +311,7 @@ def inject_fd_names(podman_args: Sequence[str], names: Sequence[str]) -> list[st
 
 def parse_systemd_version(text: str) -> int:
     """257 from '257.13-1~deb13u1' (the manager's Version property)."""
-    match = re.match(r"\D*(\d+)", text)
+    match = re.match(r"[^0-9]*([0-9]+)", text)
     return int(match.group(1)) if match else 0
 
 

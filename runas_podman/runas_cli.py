@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from .clirun import run_cli
+from .clirun import AsciiInt, run_cli
 
 PROG = "runas"
 EXIT_FAILURE = 1
@@ -74,7 +74,7 @@ def _boolean(value: str | None) -> bool | None:
 @click.option("--description", metavar="TEXT", help="Unit description.")
 @click.option("--slice", "slice_", metavar="SLICE", help="Slice of the unit (default user.slice).")
 @click.option("--slice-inherit", is_flag=True, help="Put the unit under your own slice.")
-@click.option("--nice", type=click.IntRange(-20, 19), metavar="NICE", help="Nice level.")
+@click.option("--nice", type=AsciiInt(-20, 19), metavar="NICE", help="Nice level.")
 @click.option("--pty", is_flag=True, help="Use a pseudo-terminal (default if all stdio are ttys).")
 @click.option("--pipe", is_flag=True, help="Pass your stdin/stdout/stderr directly.")
 @click.option(
@@ -179,9 +179,14 @@ def plan_for(
     def strings(name: str) -> tuple[str, ...]:
         return tuple(options.get(name) or ())
 
-    user_given = options.get("user") is not None
-    # --empower keeps the caller's own user; otherwise -u, or root.
-    target_name = caller.name if options.get("empower") else options.get("user") or "root"
+    user: str | None = options.get("user")
+    user_given = user is not None
+    # --empower keeps the caller's own user; otherwise -u, or root. An empty -u is refused
+    # (lookup.checked_identity), never read as "not given".
+    target_name = caller.name if options.get("empower") else ("root" if user is None else user)
+    group = options.get("group")
+    if group is not None:
+        group = lookup.group_name(group)
     try:
         grp.getgrnam("empower")
         empower_group = True
@@ -190,7 +195,7 @@ def plan_for(
     nice = options.get("nice")
     elevate_options = ElevateOptions(
         command=tuple(command),
-        group=options.get("group"),
+        group=group,
         chdir=options.get("chdir"),
         login=bool(options.get("login")),
         via_shell=bool(options.get("via_shell")),

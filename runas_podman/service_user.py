@@ -140,6 +140,7 @@ async def setup(name: str, create: bool, home: str | None) -> list[Step]:
 
     if os.geteuid() != 0:
         raise RunasError("setup changes system state: run it as root")
+    lookup.checked_identity(name, "user")
     steps: list[Step] = []
     try:
         user = lookup.service_user(name)

@@ -58,7 +58,7 @@ _SIZE_FACTORS = {
     "B": 1,
     "": 1,
 }
-_SIZE_PART = re.compile(r"\s*(\d+)(?:\.(\d+))?\s*([EPTGMKB]?)")
+_SIZE_PART = re.compile(r"\s*([0-9]+)(?:\.([0-9]+))?\s*([EPTGMKB]?)")
 
 
 def parse_size(text: str) -> int:
@@ -93,7 +93,7 @@ _TIME_UNITS_USEC = {
     **dict.fromkeys(("M", "month", "months"), 2629800 * USEC_PER_SEC),
     **dict.fromkeys(("y", "year", "years"), 31557600 * USEC_PER_SEC),
 }
-_TIME_PART = re.compile(r"\s*(\d+)(?:\.(\d+))?\s*([a-zA-Zµμ]*)")
+_TIME_PART = re.compile(r"\s*([0-9]+)(?:\.([0-9]+))?\s*([a-zA-Zµμ]*)")
 
 
 def parse_timespan_usec(text: str) -> int:
@@ -121,18 +121,22 @@ def parse_timespan_usec(text: str) -> int:
     return total
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
 def parse_int(text: str, low: int, high: int) -> int:
-    try:
-        number = int(text.strip(), 10)
-    except ValueError:
-        raise PropertyValueError(f"'{text}' is not an integer") from None
+    """ASCII digits only: Python's int() also takes full-width digits and
+    '1_000', systemd does not."""
+    if not _INTEGER.fullmatch(text.strip(" \t")):
+        raise PropertyValueError(f"'{text}' is not an integer (ASCII digits only)")
+    number = int(text.strip(" \t"), 10)
     if not low <= number <= high:
         raise PropertyValueError(f"{number} is out of range {low}..{high}")
     return number
 
 
 def parse_percent(text: str) -> float:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)%\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)%\s*", text)
     if match is None:
         raise PropertyValueError(f"'{text}' is not a percentage (e.g. 50%)")
     return float(match.group(1))

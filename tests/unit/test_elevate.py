@@ -17,6 +17,7 @@ from runas_podman.elevate import (
     check_conflicts,
     choose_stdio,
     session_class,
+    shell_command_line,
     tint_color,
     unit_slice,
     window_title,
@@ -106,8 +107,23 @@ def test_working_directory_rules(
 def test_login_shell_without_command_and_via_shell() -> None:
     assert plan_for(command=()).argv == ("/bin/bash", "-l")
     assert plan_for(command=("echo", "a b"), via_shell=True).argv == (
-        "/bin/bash", "-l", "-c", "echo 'a b'",
+        "/bin/bash", "-l", "-c", "echo a\\ b",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (("echo $HOME",), "echo $HOME"),  # one argument: a command line, as su -c
+        (("echo", "$HOME"), "echo $HOME"),  # several: sudo -s's escaping keeps '$'
+        (("ls", "$HOME/my dir"), "ls $HOME\\/my\\ dir"),
+        (("printf", "%s;", "a'b"), "printf \\%s\\; a\\'b"),
+        (("echo", "under_score-dash"), "echo under_score-dash"),
+    ],
+)
+def test_via_shell_command_line_expands_variables(command: tuple[str, ...], line: str) -> None:
+    assert shell_command_line(command) == line
+    assert plan_for(command=command, via_shell=True).argv[-1] == line
 
 
 def test_empower_properties() -> None:

@@ -288,3 +288,24 @@ def test_feature_detection_names_feature_and_version() -> None:
     )
     with pytest.raises(RunasError, match=r"--open-file \(OpenFile=\) needs systemd 253"):
         check_features(plan, "252.39", "the system bus")
+
+
+def test_bytes_that_are_not_utf8_are_refused_with_a_name() -> None:
+    with pytest.raises(UsageError, match=r"argument 1 '\\xff\\xfe' is not valid UTF-8"):
+        build_service_plan(
+            user=TEST_USER, argv=["/usr/bin/true", "\udcff\udcfe"], manager=Manager.SYSTEM,
+            unit="u.service",
+        )  # fmt: skip
+    with pytest.raises(UsageError, match="environment variable GREETING"):
+        build_service_plan(
+            user=TEST_USER, argv=["/usr/bin/true"], manager=Manager.SYSTEM, unit="u.service",
+            environment=[("GREETING", "h\udce9")],
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["\uff15", "1_000", "\u0661\u0662", "+-1", "1 0"])
+def test_numbers_are_ascii_digits_only(value: str) -> None:
+    with pytest.raises(UsageError):
+        parse_assignments([f"CPUWeight={value}"])
+    with pytest.raises(UsageError):
+        parse_assignments([f"Nice={value}"])

@@ -1,0 +1,143 @@
+"""The hardening cases: no input may widen privileges, leak a secret or leave anything running.
+
+Each test reproduces one case of the hardening issue against the real systemd in the
+testbed and checks the refusal: one line on stderr, the documented status, nothing started.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.testbed.testbed import Testbed
+
+RUNAS_FAILURE = 1  # runas: every failure of its own (as run0)
+USAGE = 2  # runas-podman: bad usage
+
+
+def sh(tb: Testbed, script: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    return tb.run(["bash", "-c", script], **kwargs)  # type: ignore[arg-type]
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# --- case 1: an empty or odd identity never means root ----------------------------------
+
+BAD_IDENTITIES = ["", " ", "test\n", "te\x1bst", "nosuchuser", "99999"]
+
+
+@pytest.mark.parametrize("value", BAD_IDENTITIES)
+def test_runas_refuses_an_empty_or_unknown_user(tb: Testbed, value: str) -> None:
+    result = tb.run(["runas", "-u", value, "id", "-u"])
+    assert (result.returncode, result.stdout) == (RUNAS_FAILURE, "")
+    assert "user" in one_line(result.stderr)
+
+
+@pytest.mark.parametrize("value", ["", "nosuchgroup", "99999", "a\tb"])
+def test_runas_refuses_an_empty_or_unknown_group(tb: Testbed, value: str) -> None:
+    result = tb.run(["runas", "-g", value, "id", "-g"])
+    assert (result.returncode, result.stdout) == (RUNAS_FAILURE, "")
+    assert "group" in one_line(result.stderr)
+
+
+def test_runas_with_an_unset_variable_as_user_does_not_run_as_root(tb: Testbed) -> None:
+    result = sh(tb, 'unset SVC; runas -u "$SVC" id -u')
+    assert (result.returncode, result.stdout) == (RUNAS_FAILURE, "")
+    assert one_line(result.stderr) == ("runas: user '' is empty: give a name or a numeric id")
+
+
+def test_runas_numeric_ids_resolve(tb: Testbed) -> None:
+    result = tb.run(["runas", "-u", "1000", "-g", "0", "sh", "-c", "id -un; id -gn"])
+    assert (result.returncode, result.stdout.splitlines()) == (0, ["test", "root"])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["exec", "--", "id"],
+        ["podman", "--", "ps"],
+        ["--dry-run", "exec", "--", "id"],
+    ],
+)
+@pytest.mark.parametrize("value", ["", "\n", "nosuchuser", "99999"])
+def test_runas_podman_refuses_an_empty_or_unknown_user(
+    tb: Testbed, command: list[str], value: str
+) -> None:
+    if command[0] == "--dry-run":
+        argv = ["runas-podman", "exec", "-u", value, "--dry-run", "--", "id"]
+    else:
+        argv = ["runas-podman", command[0], "-u", value, *command[1:]]
+    result = tb.run(argv)
+    assert (result.returncode, result.stdout) == (USAGE, "")
+    assert "user" in one_line(result.stderr)
+
+
+@pytest.mark.parametrize("subcommand", ["setup", "doctor", "ps", "images"])
+def test_service_user_commands_refuse_an_empty_user(tb: Testbed, subcommand: str) -> None:
+    result = tb.run(["runas-podman", subcommand, "-u", ""])
+    assert (result.returncode, result.stdout) == (USAGE, "")
+    assert one_line(result.stderr).startswith("runas-podman: user '' is empty")
+    # setup --create must not try to create a user named '' either
+    result = tb.run(["runas-podman", "setup", "--create", "-u", " "])
+    assert result.returncode == USAGE
+
+
+# --- case 3: bytes that are not UTF-8 are one clear line --------------------------------
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "runas true $'\\xff\\xfe'",
+        "runas --setenv X=$'\\xff' true",
+        "runas --description $'\\xe9' true",
+        "GREETING=$'hi\\xff' runas --preserve-env=GREETING true",
+        "runas-podman exec -u test -- true $'\\xff\\xfe'",
+        "runas-podman exec -u test --setenv X=$'\\xff' -- true",
+        "runas-podman exec -u test --dry-run -- true $'\\xff'",
+        "runas-podman exec -u test -p Description=$'\\xff' -- true",
+        "runas-podman exec -u test --open-file /etc/$'\\xff' -- true",
+        "runas-podman podman -u test -- run --rm localhost/busybox echo $'\\xff'",
+    ],
+)
+def test_bytes_that_are_not_utf8_are_refused(tb: Testbed, script: str) -> None:
+    result = sh(tb, script + " >/dev/null")
+    status = RUNAS_FAILURE if script.startswith(("runas ", "GREETING")) else USAGE
+    assert result.returncode == status, result.stderr
+    assert "is not valid UTF-8" in one_line(result.stderr)
+
+
+def test_not_utf8_on_a_tty_variable_is_named(tb: Testbed) -> None:
+    result = sh(tb, "TERM=$'x\\xff' runas --pty true </dev/null")
+    assert result.returncode == RUNAS_FAILURE
+    assert one_line(result.stderr).startswith("runas: environment variable TERM 'x\\xff'")
+
+
+# --- case 8: -s hands the shell a command line ------------------------------------------
+
+
+def test_via_shell_expands_variables_like_sudo(tb: Testbed) -> None:
+    assert tb.run(["runas", "-s", "echo $HOME"]).stdout == "/root\n"
+    assert tb.run(["runas", "-u", "test", "-s", "echo", "$HOME"]).stdout == "/home/test\n"
+    # several arguments are escaped as sudo -s does: a space stays inside its argument
+    result = tb.run(["runas", "-s", "printf", "<%s>", "a b", "$USER"])
+    assert result.stdout == "<a b><root>"
+
+
+# --- case 9: numbers are ASCII digits ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["Nice=\uff15", "CPUWeight=1_000", "MemoryMax=\uff11G"])
+def test_property_numbers_are_ascii_digits_only(tb: Testbed, value: str) -> None:
+    result = tb.run(["runas-podman", "exec", "-u", "test", "-p", value, "--", "true"])
+    assert result.returncode == USAGE
+    assert one_line(result.stderr).startswith("runas-podman: bad value for property ")
+    result = tb.run(["runas", "-p", value, "true"])
+    assert result.returncode == RUNAS_FAILURE
+    result = tb.run(["runas", "--nice", "\uff15", "true"])
+    assert result.returncode == RUNAS_FAILURE
+    assert "ASCII digits only" in one_line(result.stderr)
