@@ -108,7 +108,7 @@ def run_through_broker(
     caller: Any,
     stdio: str,
     tint: str | None,
-    title: str,
+    title: str | None,
     password_from_stdin: bool,
 ) -> int:
     from .ptyfwd import PtyForwarder

@@ -100,6 +100,26 @@ def tint_color(hue: int, value: float = 0.2, saturation: float = 0.75) -> str:
     return "48;2;" + ";".join(str(round((c + m) * 255)) for c in (r, g, b))
 
 
+def decorations(
+    stdout_tty: bool,
+    environ: Mapping[str, str],
+    background: str | None,
+    hue: int,
+    command: Sequence[str],
+    hostname: str,
+) -> tuple[str | None, str | None]:
+    """(tint, title) of a pty session: only for a terminal on stdout, so that captured
+    output is the command's alone; no tint under NO_COLOR or TERM=dumb.
+
+    `background`: None for the default tint of `hue`, "" for none, else an SGR colour.
+    """
+    if not stdout_tty:
+        return None, None
+    colours = not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
+    tint = (tint_color(hue) if background is None else background or None) if colours else None
+    return tint, window_title(hue, command, hostname)
+
+
 def window_title(hue: int, command: Sequence[str], hostname: str) -> str:
     text = f"{TITLE_DOT[hue]} {shlex.join(command)}"
     return f"{text} on {hostname}" if hostname else text

@@ -14,6 +14,7 @@ import os
 import signal
 import struct
 import termios
+import threading
 import tty
 from typing import Any
 
@@ -115,10 +116,37 @@ class PtyForwarder:
             head += ESC + b"[22;2t" + ESC + b"]2;" + self.title.encode() + ESC + b"\\"
         if self.tinter:
             head += self.tinter.start()
-        self._write_out(head)
-        self.loop.add_reader(0, self._on_input)
+        if head:
+            self._write_out(head)
+        try:
+            self.loop.add_reader(0, self._on_input)
+        except PermissionError:  # a regular file or /dev/null: epoll cannot watch it
+            self._read_input_in_thread()
         self.loop.add_reader(self.master, self._on_output)
         self.started = True
+
+    def _read_input_in_thread(self) -> None:
+        """Feed a stdin that cannot be polled (always readable: a file, /dev/null)."""
+        loop = self.loop
+        assert loop is not None
+
+        def reader() -> None:
+            while True:
+                try:
+                    data = os.read(0, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    return
+                with contextlib.suppress(RuntimeError):  # the loop closed: we are done
+                    loop.call_soon_threadsafe(self._queue_input, data)
+
+        threading.Thread(target=reader, name="stdin", daemon=True).start()
+
+    def _queue_input(self, data: bytes) -> None:
+        if self.master >= 0:
+            self.to_master += data
+            self._flush_to_master()
 
     def sync_size(self) -> None:
         with contextlib.suppress(OSError):
@@ -134,8 +162,7 @@ class PtyForwarder:
             assert self.loop is not None
             self.loop.remove_reader(0)
             return
-        self.to_master += data
-        self._flush_to_master()
+        self._queue_input(data)
 
     def _flush_to_master(self) -> None:
         assert self.loop is not None

@@ -117,7 +117,7 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
     import socket
 
     from . import lookup
-    from .elevate import Caller, choose_stdio, tint_color, window_title
+    from .elevate import Caller, choose_stdio, decorations
     from .errors import RunasError
 
     ttys = [os.isatty(fd) for fd in (0, 1, 2)]
@@ -143,9 +143,9 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
             f"the PAM service file {PAM_FILE} is missing: install it with "
             "`runas-podman install-pam` (see docs/elevation.md)"
         )
-    background = options["background"]
-    tint = tint_color(hue) if background is None else (background or None)
-    title = window_title(hue, plan.argv, caller.hostname)
+    tint, title = decorations(
+        ttys[1], caller.environ, options["background"], hue, plan.argv, caller.hostname
+    )
     from . import broker
 
     if os.geteuid() != 0 and (options["stdin_password"] or not broker.polkit_installed()):
@@ -239,7 +239,7 @@ def _cwd() -> str:
         return "/"
 
 
-def _launch(plan: Any, stdio: str, tint: str | None, title: str, interactive: bool) -> int:
+def _launch(plan: Any, stdio: str, tint: str | None, title: str | None, interactive: bool) -> int:
     import asyncio
 
     from .launcher import run_plan

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.integration.test_runas import Tmux
 from tests.testbed.testbed import Testbed
 
 RUNAS_FAILURE = 1  # runas: every failure of its own (as run0)
@@ -141,3 +142,35 @@ def test_property_numbers_are_ascii_digits_only(tb: Testbed, value: str) -> None
     result = tb.run(["runas", "--nice", "\uff15", "true"])
     assert result.returncode == RUNAS_FAILURE
     assert "ASCII digits only" in one_line(result.stderr)
+
+
+# --- case 4: --pty without a terminal keeps the output ----------------------------------
+
+
+@pytest.mark.parametrize("tool", ["runas", "run0"])
+def test_output_is_the_same_in_all_four_stdio_modes(tb: Testbed, tool: str) -> None:
+    outputs = {}
+    for flags in ("", "--pty", "--pipe", "--pipe --pty"):
+        result = sh(tb, f"{tool} {flags} echo -n foo </dev/null | od -c")
+        outputs[flags] = (result.stdout, result.stderr)
+    assert set(outputs.values()) == {("0000000   f   o   o\n0000003\n", "")}, outputs
+
+
+def test_pty_with_a_file_on_stdin_feeds_it_to_the_command(tb: Testbed) -> None:
+    result = sh(tb, "printf 'abc\\n' >/root/in; runas --pty head -n1 </root/in | od -c")
+    assert result.returncode == 0, result.stderr
+    assert "a   b   c" in result.stdout
+    assert "033" not in result.stdout  # neither tint nor title on a captured stdout
+
+
+@pytest.mark.parametrize("environment", ["NO_COLOR=1", "TERM=dumb"])
+def test_no_tint_under_no_color_or_a_dumb_terminal(tb: Testbed, environment: str) -> None:
+    tmux = Tmux(tb, f"{environment} runas -u test echo hi-there")
+    try:
+        tmux.wait_for("hi-there")
+        assert tmux.status() == 0
+        raw = tmux.raw()
+        assert b"\x1b]2;" in raw  # the title still says what runs where
+        assert b"48;2;" not in raw
+    finally:
+        tmux.close()

@@ -16,6 +16,7 @@ from runas_podman.elevate import (
     build_elevate_plan,
     check_conflicts,
     choose_stdio,
+    decorations,
     session_class,
     shell_command_line,
     tint_color,
@@ -185,3 +186,14 @@ def test_tinter_output_does_not_depend_on_chunking(data: bytes, cuts: list[int])
     pieces = b"".join(in_pieces.feed(data[a:b]) for a, b in itertools.pairwise(points))
     assert pieces == whole
     assert in_pieces.pending == in_one.pending  # an unfinished sequence is held the same way
+
+
+def test_decorations_only_on_a_terminal_and_without_colour_when_asked() -> None:
+    on_tty = {"TERM": "xterm-256color"}
+    tint, title = decorations(True, on_tty, None, 0, ["/bin/true"], "host")
+    assert tint == tint_color(0) and title is not None and "/bin/true" in title
+    assert decorations(False, on_tty, None, 0, ["/bin/true"], "host") == (None, None)
+    assert decorations(True, {**on_tty, "NO_COLOR": "1"}, None, 0, ["x"], "")[0] is None
+    assert decorations(True, {"TERM": "dumb"}, None, 0, ["x"], "")[0] is None
+    assert decorations(True, on_tty, "", 0, ["x"], "")[0] is None
+    assert decorations(True, on_tty, "48;5;1", 0, ["x"], "")[0] == "48;5;1"
