@@ -94,14 +94,28 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     help="Where to install the PAM service file of `runas`.",
 )
 def install_pam(dest: str) -> int:
-    """Install the PAM service file that `runas` sessions use (PAMName=runas)."""
-    from importlib.resources import files
+    """Install the PAM service file that `runas` sessions use (PAMName=runas).
 
-    text = files("runas_podman").joinpath("data/pam.d/runas").read_text()
-    if not write_if_changed(dest, text):
-        click.echo(f"{dest} is up to date")
+    It includes the distribution's own stacks (chosen from /etc/os-release and what
+    exists under /etc/pam.d), so sssd/LDAP, faillock or 2FA configured there apply.
+    """
+    from .hostfiles import choose_pam_stack, parse_os_release
+
+    os_release = {}
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        with contextlib.suppress(OSError):
+            with open(path) as release:
+                os_release = parse_os_release(release.read())
+            break
+    entries: set[str] = set()
+    for directory in ("/etc/pam.d", "/usr/lib/pam.d"):
+        with contextlib.suppress(OSError):
+            entries.update(os.listdir(directory))
+    choice = choose_pam_stack(os_release, entries)
+    if not write_if_changed(dest, choice.text):
+        click.echo(f"{dest} is up to date ({choice.summary()})")
         return 0
-    click.echo(f"installed {dest}")
+    click.echo(f"installed {dest} ({choice.summary()})")
     return 0
 
 
@@ -116,8 +130,19 @@ def install_pam(dest: str) -> int:
 def install_broker(dest: str) -> int:
     """Install and start the root broker of runas's wheel+PAM path (runas-broker.socket)."""
     import asyncio
+    import subprocess
     from importlib.resources import files
 
+    from .hostfiles import check_interpreter_trusted
+
+    # The broker runs `python -m runas_podman.broker` as root from /, with no PYTHONPATH:
+    # ask that interpreter, started the same way, where it imports from.
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; print(*sys.path[1:], sep='\\n')"],
+        cwd="/", env={}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    check_interpreter_trusted(sys.executable, package_dir, probe.stdout.splitlines())
     changed = False
     for name in ("runas-broker.socket", "runas-broker@.service"):
         text = files("runas_podman").joinpath(f"data/systemd/{name}").read_text()
@@ -159,7 +184,8 @@ def write_if_changed(path: str, text: str) -> bool:
     except OSError as error:
         with contextlib.suppress(OSError):
             os.unlink(staging)
-        raise RunasError(f"cannot install {path}: {error.strerror} (run as root)") from None
+        hint = " (run as root)" if os.geteuid() != 0 else ""
+        raise RunasError(f"cannot install {path}: {error.strerror}{hint}") from None
     return True
 
 

@@ -174,3 +174,44 @@ def test_no_tint_under_no_color_or_a_dumb_terminal(tb: Testbed, environment: str
         assert b"48;2;" not in raw
     finally:
         tmux.close()
+
+
+# --- case 7: the broker's interpreter and the PAM stack ---------------------------------
+
+SITE = "/opt/runas-podman/venv/lib/python3.13/site-packages"
+
+
+def test_install_broker_refuses_an_interpreter_others_can_change(tb: Testbed) -> None:
+    script = (
+        "python3 -m venv --without-pip /tmp/venv-rp && /tmp/venv-rp/bin/python -c "
+        f"\"import sys; sys.path.insert(0, '{SITE}'); sys.argv[0] = 'runas-podman'; "
+        "from runas_podman.cli import main; sys.argv[1:] = ['install-broker']; main()\""
+    )
+    result = sh(tb, script)
+    sh(tb, "rm -rf /tmp/venv-rp")
+    assert result.returncode == 125
+    line = one_line(result.stderr)
+    assert line.startswith("runas-podman: refusing to install the broker: interpreter /tmp/")
+    assert "writable by others" in line
+
+
+def test_install_broker_refuses_a_package_directory_others_can_write(tb: Testbed) -> None:
+    result = sh(
+        tb, f"chmod g+w {SITE} && runas-podman install-broker; s=$?; chmod g-w {SITE}; exit $s"
+    )
+    assert result.returncode == 125
+    assert SITE in one_line(result.stderr)
+    assert tb.run(["runas-podman", "install-broker"]).returncode == 0  # root-owned again: fine
+
+
+def test_pam_file_includes_the_distribution_stack(tb: Testbed) -> None:
+    result = tb.run(["runas-podman", "install-pam", "--dest", "/root/runas.pam"])
+    assert result.returncode == 0, result.stderr
+    assert "Debian stack" in result.stdout
+    text = tb.run(["cat", "/root/runas.pam"]).stdout
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert lines[:2] == ["@include common-auth", "@include common-account"]
+    assert lines[-1] == "@include common-session"
+    assert "pam_unix" not in "\n".join(lines)
+    installed = tb.run(["cat", "/etc/pam.d/runas"]).stdout
+    assert "@include common-auth" in installed  # what the testbed's sessions use
