@@ -10,13 +10,16 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
 import click
 
 from . import __version__
 from .clirun import run_cli
 from .errors import RunasError, UsageError
+
+if TYPE_CHECKING:
+    from .plan import LaunchPlan
 
 F = TypeVar("F", bound=Callable[..., Any])
 PROG = "runas-podman"
@@ -239,6 +242,8 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
         open_files=open_files,
         pass_fds=pass_fds,
     )
+    if manager is Manager.SYSTEM:
+        check_open_files_for_root(plan)
     if package == "podman" and plan.fd_names:
         plan = plan.with_argv([path, *inject_fd_names(argv[1:], plan.fd_names)])
     if options.dry_run:
@@ -251,6 +256,22 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
 
     check_passed_fds(plan)  # before this process opens fds of its own
     return run_with_dbus(plan)
+
+
+def check_open_files_for_root(plan: LaunchPlan) -> None:
+    """On the system manager PID 1 opens --open-file paths as root: only paths nobody but
+    root and the caller controls (see safepath), so the file is the one the caller meant."""
+    from .safepath import check_open_file_for_root
+
+    for open_file in plan.open_files:
+        problem = check_open_file_for_root(open_file.path, os.geteuid())
+        if problem is not None:
+            raise UsageError(
+                f"--open-file {open_file.path}: {problem}, so PID 1 (as root) might open another "
+                f"file; use --via user to let {plan.user.name}'s own manager open it with "
+                f"{plan.user.name}'s rights, or keep the secret where only root can change the "
+                "path (e.g. /etc/runas-podman/secrets)"
+            )
 
 
 def run_with_dbus(plan: Any) -> int:

@@ -108,6 +108,8 @@ def install(user: ServiceUser, files: Sequence[Path]) -> dict[str, list[str]]:
             new[file.name] = file.read_text()
         except OSError as error:
             raise RunasError(f"{file}: {error.strerror}") from None
+    for name, text in new.items():
+        check_open_files(user, name, text)
     units = generate({**installed(user), **new})
     directory = quadlet_dir(user)
 
@@ -123,6 +125,38 @@ def install(user: ServiceUser, files: Sequence[Path]) -> dict[str, list[str]]:
 
     run_as(user, write, f"installing into {directory}")
     return {name: units.get(name, []) for name in new}
+
+
+def open_file_paths(text: str) -> list[str]:
+    """The paths of a unit file's OpenFile= lines (systemd's escaping of ':' undone)."""
+    paths = []
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key.strip() == "OpenFile" and value.strip():
+            field = re.split(r"(?<!\\):", value.strip(), maxsplit=1)[0]
+            paths.append(field.replace("\\x3a", ":").replace("\\\\", "\\"))
+    return paths
+
+
+def check_open_files(user: ServiceUser, name: str, text: str) -> None:
+    """The rule of --open-file for a Quadlet's OpenFile= (docs/secrets.md): an absolute
+    path, without specifiers (systemd drops such a setting silently), that nobody but
+    root and the service user controls, so the file opened is the one installed for."""
+    from .safepath import find_untrusted
+
+    for path in open_file_paths(text):
+        if not path.startswith("/") or "%" in path:
+            raise RunasError(
+                f"{name}: OpenFile={path}: give an absolute path without specifiers "
+                "(systemd ignores an OpenFile= it cannot resolve, and the fd never arrives)"
+            )
+        untrusted = find_untrusted(path, {0, user.uid})
+        if untrusted is not None:
+            raise RunasError(
+                f"{name}: OpenFile={path}: {untrusted.component} {untrusted.problem}, who could "
+                f"choose which file {user.name}'s manager opens; keep the secret where only "
+                f"root or {user.name} can change the path (e.g. /etc/runas-podman/secrets)"
+            )
 
 
 def remove(user: ServiceUser, names: Sequence[str]) -> None:

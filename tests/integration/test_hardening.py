@@ -6,6 +6,8 @@ testbed and checks the refusal: one line on stderr, the documented status, nothi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.integration.test_runas import Tmux
@@ -215,3 +217,84 @@ def test_pam_file_includes_the_distribution_stack(tb: Testbed) -> None:
     assert "pam_unix" not in "\n".join(lines)
     installed = tb.run(["cat", "/etc/pam.d/runas"]).stdout
     assert "@include common-auth" in installed  # what the testbed's sessions use
+
+
+# --- case 2: a service user cannot choose the file root opens -------------------------
+
+
+@pytest.fixture
+def planted_link(tb: Testbed) -> Iterator[str]:
+    """test replaces its app.conf by a link to /etc/shadow, as in the issue."""
+    path = "/home/test/app.conf"
+    tb.check(["ln", "-sfn", "/etc/shadow", path], user="test")
+    yield path
+    tb.run(["rm", "-f", path])
+
+
+def test_open_file_through_a_link_the_service_user_planted_is_refused(
+    tb: Testbed, planted_link: str
+) -> None:
+    result = tb.run(
+        ["runas-podman", "exec", "-u", "test", "--open-file", planted_link, "--",
+         "sh", "-c", "cat <&3"]
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (USAGE, "")
+    assert one_line(result.stderr) == (
+        "runas-podman: --open-file /home/test/app.conf: /home/test is owned by test (uid 1000), "
+        "so PID 1 (as root) might open another file; use --via user to let test's own manager "
+        "open it with test's rights, or keep the secret where only root can change the path "
+        "(e.g. /etc/runas-podman/secrets)"
+    )
+    dry = tb.run(["runas-podman", "exec", "-u", "test", "--open-file", planted_link,
+                  "--dry-run", "--", "true"])  # fmt: skip
+    assert dry.returncode == USAGE  # the systemd-run line would do the same: not printed
+
+
+def test_open_file_via_the_user_manager_opens_with_the_users_rights(
+    tb: Testbed, planted_link: str
+) -> None:
+    result = tb.run(
+        ["runas-podman", "exec", "-u", "test", "--via", "user", "--open-file", planted_link,
+         "--", "sh", "-c", "cat <&3"]
+    )  # fmt: skip
+    assert result.returncode == 125
+    assert "root:" not in result.stdout  # test's manager cannot open /etc/shadow
+    assert "could not open an --open-file path" in one_line(result.stderr)
+
+
+def test_open_file_rules_for_other_owners_and_root_links(tb: Testbed) -> None:
+    sh(tb, "install -d -o alice /srv/alice && echo s > /srv/alice/secret && "
+           "ln -sfn /etc/hostname /root/link-to-secret")  # fmt: skip
+    try:
+        result = tb.run(["runas-podman", "exec", "-u", "test", "--open-file",
+                         "/srv/alice/secret", "--", "true"])  # fmt: skip
+        assert result.returncode == USAGE
+        assert "/srv/alice is owned by alice (uid 1001)" in one_line(result.stderr)
+        # a link root made, to a file only root controls, is what root meant
+        result = tb.run(["runas-podman", "exec", "-u", "test", "--open-file",
+                         "/root/link-to-secret:s", "--", "sh", "-c", "cat <&3"])  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    finally:
+        sh(tb, "rm -rf /srv/alice /root/link-to-secret")
+
+
+def test_quadlet_open_file_follows_the_same_rule(tb: Testbed) -> None:
+    sh(tb, "install -d -o alice /srv/alice && touch /srv/alice/secret")
+    quadlet = (
+        "[Container]\nImage=localhost/busybox\nExec=true\n[Service]\nOpenFile={path}:s:read-only\n"
+    )
+    try:
+        for path, expected in [
+            ("/srv/alice/secret", "/srv/alice is owned by alice (uid 1001)"),
+            ("%h/secret", "give an absolute path without specifiers"),
+        ]:
+            tb.check(["bash", "-c", f"cat > /root/bad.container <<'EOF'\n"
+                      f"{quadlet.format(path=path)}EOF"])  # fmt: skip
+            result = tb.run(["runas-podman", "quadlet", "install", "-u", "test",
+                             "/root/bad.container"])  # fmt: skip
+            assert result.returncode == 125
+            assert expected in one_line(result.stderr)
+            listed = tb.run(["runas-podman", "quadlet", "list", "-u", "test"]).stdout
+            assert "bad.container" not in listed
+    finally:
+        sh(tb, "rm -rf /srv/alice /root/bad.container")

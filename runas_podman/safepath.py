@@ -1,0 +1,123 @@
+"""Which file a path names, decided only by people the caller trusts.
+
+A file handed over with `--open-file` on the system manager is opened by PID 1, as root.
+If anyone else controls a directory or a symlink on the way (a service user's home, a
+world-writable directory), that person decides which file root opens: `test` replaces
+/home/test/app.conf by a link to /etc/shadow and reads it on fd 3. So the path is walked
+here component by component, the way the kernel resolves it, with O_PATH|O_NOFOLLOW
+openat() calls relative to the directory before (nothing is followed unseen), and it is
+refused unless every directory, symlink and the file itself belong to root or the caller
+and no directory is writable by anyone else.
+
+Why systemd opening the path again afterwards is not a race: once every component is
+root's or the caller's and no one else may write to a directory on the way, no one else
+can change what the path resolves to. The only exception is a sticky directory (/tmp):
+others may create entries there but cannot rename or remove one they do not own, so it
+passes when the entry in it belongs to root or the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Collection
+from dataclasses import dataclass
+
+MAX_SYMLINKS = 40  # as the kernel's path walk
+
+
+@dataclass(frozen=True)
+class Untrusted:
+    """The component of a path that someone the caller does not trust controls."""
+
+    component: str
+    problem: str
+
+
+def _owner(st: os.stat_result) -> str:
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(st.st_uid).pw_name} (uid {st.st_uid})"
+    except KeyError:
+        return f"uid {st.st_uid}"
+
+
+def find_untrusted(path: str, trusted_uids: Collection[int]) -> Untrusted | None:
+    """The first component of absolute `path` that someone outside `trusted_uids` controls.
+
+    A component that does not exist ends the walk with None: everything before it is
+    trusted, so only a trusted user could create it later.
+    """
+    if not path.startswith("/"):
+        raise ValueError("the path must be absolute")
+    pending = [part for part in path.split("/") if part]
+    shown = ""  # the path resolved so far, for messages
+    links = 0
+    directory = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        parent = os.fstat(directory)
+        while pending:
+            name = pending.pop(0)
+            if name == ".":
+                continue
+            try:
+                fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+            except OSError as error:
+                if error.errno in (errno.ENOENT, errno.ENOTDIR):
+                    return None
+                return Untrusted(f"{shown}/{name}", f"cannot be examined ({error.strerror})")
+            st = os.fstat(fd)
+            here = os.path.normpath(f"{shown}/{name}") if name == ".." else f"{shown}/{name}"
+            writable_by_others = parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            sticky = parent.st_mode & stat.S_ISVTX
+            if writable_by_others and not (sticky and st.st_uid in trusted_uids):
+                os.close(fd)
+                return Untrusted(
+                    shown or "/", "is writable by others, who could replace what is in it"
+                )
+            if st.st_uid not in trusted_uids:
+                os.close(fd)
+                what = "a symlink owned by" if stat.S_ISLNK(st.st_mode) else "owned by"
+                return Untrusted(here, f"is {what} {_owner(st)}")
+            if stat.S_ISLNK(st.st_mode):
+                os.close(fd)
+                links += 1
+                if links > MAX_SYMLINKS:
+                    return Untrusted(here, f"leads through more than {MAX_SYMLINKS} symlinks")
+                target = os.readlink(name, dir_fd=directory)
+                pending[:0] = [part for part in target.split("/") if part]
+                if target.startswith("/"):
+                    os.close(directory)
+                    directory = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    parent = os.fstat(directory)
+                    shown = ""
+                continue
+            os.close(directory)
+            directory, parent, shown = fd, st, here
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(directory)
+
+
+def check_open_file_for_root(path: str, caller_uid: int) -> str | None:
+    """Why PID 1 (root) must not open `path` for this caller, or None when it may.
+
+    Deny by default: every component must be root's or the caller's (find_untrusted),
+    and a caller other than root must be able to read the file itself, since root's
+    open would otherwise hand over what the caller could not read.
+    """
+    untrusted = find_untrusted(path, {0, caller_uid})
+    if untrusted is not None:
+        return f"{untrusted.component} {untrusted.problem}"
+    if caller_uid != 0:
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK))
+        except PermissionError:
+            return "you cannot read it yourself"
+        except OSError:
+            pass  # missing: systemd reports it (or skips it with the graceful flag)
+    return None
