@@ -213,7 +213,6 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     from .plan import (
         Manager,
         build_service_plan,
-        inject_fd_names,
         parse_assignments,
         parse_open_file,
         parse_pass_fd,
@@ -244,8 +243,8 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     )
     if manager is Manager.SYSTEM:
         check_open_files_for_root(plan)
-    if package == "podman" and plan.fd_names:
-        plan = plan.with_argv([path, *inject_fd_names(argv[1:], plan.fd_names)])
+    if package == "podman":
+        plan = with_container_cleanup(plan)
     if options.dry_run:
         click.echo(plan.systemd_run_command())
         return 0
@@ -256,6 +255,27 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
 
     check_passed_fds(plan)  # before this process opens fds of its own
     return run_with_dbus(plan)
+
+
+def with_container_cleanup(plan: LaunchPlan) -> LaunchPlan:
+    """The plan of `podman ARGS`: fd names for run/create, and for a foreground run a
+    cidfile the unit uses to stop (with --rm: remove) the container when it stops."""
+    import dataclasses
+
+    from .plan import container_cleanup, inject_fd_names
+    from .podman_args import foreground_run
+
+    podman, *args = plan.argv
+    args = inject_fd_names(args, plan.fd_names)
+    run = foreground_run(args)
+    if run is None:
+        return plan.with_argv([podman, *args])
+    cidfile = f"{plan.user.runtime_dir}/{plan.unit.removesuffix('.service')}.cid"
+    args[run.options_at : run.options_at] = ["--cidfile", cidfile]
+    cleanup = container_cleanup(podman, cidfile, run.remove)
+    return dataclasses.replace(
+        plan, argv=(podman, *args), assignments=(*plan.assignments, *cleanup)
+    )
 
 
 def check_open_files_for_root(plan: LaunchPlan) -> None:

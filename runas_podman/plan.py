@@ -292,6 +292,42 @@ def parse_pass_fd(text: str) -> PassFd:
     return PassFd(int(number), name)
 
 
+def exec_assignment(setting: str, argv: Sequence[str], flags: Sequence[str]) -> Assignment:
+    """An Exec*= setting both ways: as `systemd-run -p` writes it (prefix '-' ignores a
+    failure, ':' turns off $VAR expansion) and as the D-Bus `…Ex` property with flags."""
+    prefix = "-" * ("ignore-failure" in flags) + ":" * ("no-env-expand" in flags)
+    quoted = ['"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in argv[1:]]
+    text = f"{setting}={prefix}{argv[0]} {' '.join(quoted)}".rstrip()
+    value = [[argv[0], list(argv), list(flags)]]
+    return Assignment(text, (UnitProperty(f"{setting}Ex", "a(sasas)", value),))
+
+
+def container_cleanup(podman: str, cidfile: str, remove: bool) -> tuple[Assignment, ...]:
+    """Stop (with --rm: remove) the container of a foreground `podman run` with its unit.
+
+    conmon lives outside the unit, so stopping podman alone can leave the container
+    running. ExecStop= runs while podman still runs ($MAINPID set) and stops the
+    container the way `podman stop` does (SIGTERM, its stop timeout, SIGKILL), so podman
+    sees it end; ExecStopPost= catches a podman that died first, and removes the cidfile.
+    Their stdout (container ids) is not the command's output: it goes to /dev/null.
+    """
+    stop = (
+        f'test -n "$MAINPID" && test -s {shlex.quote(cidfile)} && '
+        f"exec {shlex.quote(podman)} stop --ignore --cidfile {shlex.quote(cidfile)} >/dev/null; "
+        "exit 0"
+    )
+    end = "rm -f --ignore" if remove else "stop --ignore"
+    post = (
+        f"test -s {shlex.quote(cidfile)} && {shlex.quote(podman)} {end} --cidfile "
+        f"{shlex.quote(cidfile)} >/dev/null; rm -f {shlex.quote(cidfile)}"
+    )
+    flags = ("ignore-failure", "no-env-expand")
+    return (
+        exec_assignment("ExecStop", ["/bin/sh", "-c", stop], flags),
+        exec_assignment("ExecStopPost", ["/bin/sh", "-c", post], flags),
+    )
+
+
 def inject_fd_names(podman_args: Sequence[str], names: Sequence[str]) -> list[str]:
     """Give `podman run|create` the fd names: podman forwards the fds but not LISTEN_FDNAMES.
 

@@ -298,3 +298,69 @@ def test_quadlet_open_file_follows_the_same_rule(tb: Testbed) -> None:
             assert "bad.container" not in listed
     finally:
         sh(tb, "rm -rf /srv/alice /root/bad.container")
+
+
+# --- case 5: an interrupted `podman run` takes its container with it --------------------
+
+PODMAN_PS = (
+    "runuser -u test -- env XDG_RUNTIME_DIR=/run/user/1000 PODMAN_IGNORE_CGROUPSV1_WARNING=1 "
+    "podman ps -a --format '{{.Names}}'"
+)
+
+
+def victim_gone(tb: Testbed, name: str, timeout: float = 40) -> str:
+    """Wait until no container `name`, no `sleep 478` and no cidfile remain; what is left."""
+    result = sh(
+        tb,
+        f"for i in $(seq {int(timeout * 2)}); do "
+        f"  {PODMAN_PS} | grep -qx {name} || pgrep -f '^sleep 478$' >/dev/null || "
+        "  ls /run/user/1000/*.cid >/dev/null 2>&1 || exit 0; sleep 0.5; done; "
+        f"{PODMAN_PS}; pgrep -af '^sleep 478$'; ls /run/user/1000/*.cid; exit 1",
+        timeout=timeout + 30,
+    )
+    return "" if result.returncode == 0 else result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("signal", "via", "status"),
+    [("KILL", "system", 137), ("INT", "system", 130), ("TERM", "user", 143), ("KILL", "user", 137)],
+)
+def test_a_container_that_ignores_sigterm_goes_with_its_client(
+    tb: Testbed, signal: str, via: str, status: int
+) -> None:
+    name = f"victim-{signal.lower()}-{via}"
+    result = sh(
+        tb,
+        f"runas-podman podman -u test --via {via} -- run --rm --network=none --name {name} "
+        "localhost/busybox sleep 478 & client=$!; "
+        f"for i in $(seq 100); do {PODMAN_PS} | grep -qx {name} && break; sleep 0.1; done; "
+        f"kill -{signal} $client; wait $client; echo status=$?",
+        timeout=90,
+    )
+    assert f"status={status}" in result.stdout, result.stderr
+    assert victim_gone(tb, name) == ""
+
+
+def test_stopping_the_unit_stops_the_container(tb: Testbed) -> None:
+    result = sh(
+        tb,
+        "runas-podman podman -u test --unit rp-victim -- run --rm --network=none "
+        "--name victim-stop localhost/busybox sleep 478 & client=$!; "
+        f"for i in $(seq 100); do {PODMAN_PS} | grep -qx victim-stop && break; sleep 0.1; done; "
+        "systemctl stop rp-victim.service; wait $client; echo status=$?",
+        timeout=90,
+    )
+    assert "status=" in result.stdout, result.stderr
+    assert victim_gone(tb, "victim-stop") == ""
+
+
+def test_a_detached_run_is_left_running(tb: Testbed) -> None:
+    result = tb.run(["runas-podman", "podman", "-u", "test", "--", "run", "-d", "--rm",
+                     "--network=none", "--name", "detached", "localhost/busybox",
+                     "sleep", "478"])  # fmt: skip
+    try:
+        assert result.returncode == 0, result.stderr
+        assert "detached" in sh(tb, PODMAN_PS).stdout.split()
+    finally:
+        sh(tb, PODMAN_PS.replace("ps -a --format '{{.Names}}'", "rm -f -t 0 detached"))
+    assert victim_gone(tb, "detached", timeout=5) == ""

@@ -170,7 +170,7 @@ def one_line_error(result, status: int, fragment: str) -> None:  # type: ignore[
 
 
 def test_error_unknown_user(tb: Testbed) -> None:
-    one_line_error(tb.run(["runas-podman", "exec", "-u", "nosuch", "--", "true"]), 125,
+    one_line_error(tb.run(["runas-podman", "exec", "-u", "nosuch", "--", "true"]), 2,
                    "unknown user 'nosuch'")  # fmt: skip
 
 

@@ -1,0 +1,61 @@
+"""Reading `podman run` command lines: foreground or not, --rm, where options start."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from runas_podman.plan import container_cleanup, exec_assignment
+from runas_podman.podman_args import ForegroundRun, foreground_run
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("run --rm img sleep 1", ForegroundRun(1, True)),
+        ("run img ls -d /", ForegroundRun(1, False)),  # -d after the image is the command's
+        ("container run -it --rm=false img sh", ForegroundRun(2, False)),
+        ("run -e A=1 -v /a:/b --name x --rm img", ForegroundRun(1, True)),
+        ("run -eA=1 --network=none -it img", ForegroundRun(1, False)),
+        ("run --rm -- img", ForegroundRun(1, True)),
+        ("run --detach=false img", ForegroundRun(1, False)),
+    ],
+)
+def test_foreground_runs(line: str, expected: ForegroundRun) -> None:
+    assert foreground_run(shlex.split(line)) == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "run -d img sleep 9",
+        "run -dit img sh",
+        "run --detach --rm img",
+        "run --cidfile /x img",  # the caller's own cidfile: the caller's to clean up
+        "run --some-future-option img",  # unknown: do not guess where the image is
+        "run -Z img",
+        "create img",
+        "ps -a",
+        "",
+    ],
+)
+def test_not_foreground_runs(line: str) -> None:
+    assert foreground_run(shlex.split(line)) is None
+
+
+def test_exec_assignment_both_ways() -> None:
+    assignment = exec_assignment("ExecStop", ["/bin/sh", "-c", 'echo "$X" \\ok'], ["no-env-expand"])
+    assert assignment.text == 'ExecStop=:/bin/sh "-c" "echo \\"$X\\" \\\\ok"'
+    (prop,) = assignment.properties
+    assert (prop.name, prop.signature) == ("ExecStopEx", "a(sasas)")
+    assert prop.value == [["/bin/sh", ["/bin/sh", "-c", 'echo "$X" \\ok'], ["no-env-expand"]]]
+
+
+def test_container_cleanup_stops_or_removes() -> None:
+    stop, post = container_cleanup("/usr/bin/podman", "/run/user/1000/u.cid", remove=True)
+    assert stop.text.startswith("ExecStop=-:/bin/sh ")
+    assert "stop --ignore --cidfile /run/user/1000/u.cid" in stop.text
+    assert "rm -f --ignore --cidfile /run/user/1000/u.cid" in post.text
+    _, kept = container_cleanup("/usr/bin/podman", "/run/user/1000/u.cid", remove=False)
+    assert "podman stop --ignore" in kept.text and "rm -f --ignore" not in kept.text
