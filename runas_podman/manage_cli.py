@@ -34,14 +34,23 @@ def _user(name: str) -> Any:
 @USER_OPTION
 @click.option("--create", is_flag=True, help="Create the system user if it does not exist.")
 @click.option("--home", metavar="DIR", help="Home of a created user (default /var/lib/USER).")
-def setup(user: str, create: bool, home: str | None) -> int:
-    """Set USER up for rootless podman (idempotent)."""
+@click.option("--dry-run", is_flag=True, help="List the changes setup would make; make none.")
+def setup(user: str, create: bool, home: str | None, dry_run: bool) -> int:
+    """Set USER up for rootless podman (idempotent).
+
+    Each change is printed as it is made; if one fails, those made are undone.
+    """
+    from .service_user import Step
     from .service_user import setup as run_setup
 
-    steps = _run(run_setup(user, create, home))
-    for step in steps:
+    def report(step: Step) -> None:
         click.echo(step.line())
-    click.echo("changed" if any(s.changed for s in steps) else "nothing to change")
+
+    steps = _run(run_setup(user, create, home, report, dry_run=dry_run))
+    if dry_run:
+        click.echo("dry run: nothing changed")
+    else:
+        click.echo("changed" if any(s.changed for s in steps) else "nothing to change")
     return 0
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from .errors import RunasError
+from .errors import BusCallError, RunasError, UsageError
 from .plan import ServiceUser
 from .systemd_bus import SystemdBus, connected
 
@@ -40,7 +40,8 @@ class Step:
     detail: str
 
     def line(self) -> str:
-        return f"{self.what}: {self.detail}"
+        """A change reads as what was done ("created user …"); the rest as a state."""
+        return self.detail if self.changed else f"{self.what}: {self.detail}"
 
 
 def parse_subids(text: str) -> list[SubIdRange]:
@@ -80,82 +81,246 @@ def _run(argv: list[str]) -> None:
         raise RunasError(f"{argv[0]} failed: {message}")
 
 
-def create_user(name: str, home: str | None) -> Step:
-    home = home or f"/var/lib/{name}"
-    _run(["useradd", "--system", "--create-home", "--home-dir", home,
-          "--shell", "/usr/sbin/nologin", "--user-group", name])  # fmt: skip
-    return Step("user", True, f"created system user {name} (home {home}, no login shell)")
+Report = Callable[[Step], None]
+Undo = Callable[[], Awaitable[None]]
 
 
-def ensure_subids(user: ServiceUser) -> Step:
+class Changes:
+    """The changes setup makes, reported as they are made, and undone if a later one fails.
+
+    With `dry_run`, nothing is made: each change is reported as what would be done.
+    """
+
+    def __init__(self, report: Report, dry_run: bool) -> None:
+        self.report = report
+        self.dry_run = dry_run
+        self.steps: list[Step] = []
+        self._undo: list[tuple[str, Undo]] = []
+
+    def unchanged(self, what: str, detail: str) -> None:
+        self._add(Step(what, False, detail))
+
+    def would(self, what: str, text: str) -> None:
+        """A change a dry run lists without a way to try it (it depends on an earlier one)."""
+        self._add(Step(what, True, f"would {text}"))
+
+    async def make(
+        self, what: str, done: str, would: str, action: Callable[[], Awaitable[None]],
+        undo: Undo | None,
+    ) -> None:  # fmt: skip
+        if self.dry_run:
+            self._add(Step(what, True, f"would {would}"))
+            return
+        await action()
+        if undo is not None:
+            self._undo.append((done, undo))
+        self._add(Step(what, True, done))
+
+    def _add(self, step: Step) -> None:
+        self.steps.append(step)
+        self.report(step)
+
+    async def undo_all(self) -> list[str]:
+        """Undo what was made, newest first; what could not be undone, for the error."""
+        failed = []
+        for done, undo in reversed(self._undo):
+            try:
+                await undo()
+                self.report(Step("undo", True, f"undone: {done}"))
+            except (RunasError, BusCallError, OSError) as error:
+                failed.append(f"{done} ({getattr(error, 'message', error)})")
+        self._undo.clear()
+        return failed
+
+
+def _blocking(argv: list[str]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        _run(argv)
+
+    return run
+
+
+async def _check_logind(system: SystemdBus) -> None:
+    try:
+        await system.call(
+            "Ping", destination=LOGIND, path="/org/freedesktop/login1",
+            interface="org.freedesktop.DBus.Peer",
+        )  # fmt: skip
+    except BusCallError as error:
+        raise RunasError(
+            f"systemd-logind does not answer on the system bus ({error.text or error.name}): "
+            "setup needs it for lingering; start it (systemctl start systemd-logind)"
+        ) from None
+
+
+async def _set_linger(system: SystemdBus, uid: int, enable: bool) -> None:
+    await system.call(
+        "SetUserLinger", "ubb", [uid, enable, False], destination=LOGIND,
+        path="/org/freedesktop/login1", interface="org.freedesktop.login1.Manager",
+    )  # fmt: skip
+
+
+def _check_tools(*names: str) -> None:
+    import shutil
+
+    for name in names:
+        if shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+            raise RunasError(f"{name} is not installed: setup needs it (package passwd/shadow)")
+
+
+async def setup(
+    name: str, create: bool, home: str | None, report: Report, dry_run: bool = False
+) -> list[Step]:
+    """Set `name` up; each step is reported as it is made. On a failure, what was made is
+    undone (newest first) before the error is raised, so nothing is left half done."""
+    from . import lookup
+    from .user_bus import open_user_bus
+
+    lookup.checked_identity(name, "user")
+    if os.geteuid() != 0 and not dry_run:
+        raise RunasError("setup changes system state: run it as root (or try --dry-run)")
+    try:
+        user: ServiceUser | None = lookup.service_user(name)
+    except UsageError:
+        if not create:
+            raise UsageError(f"unknown user '{name}': add --create to create it") from None
+        user = None
+    _check_tools(*(["useradd"] if user is None else []), "usermod")
+    changes = Changes(report, dry_run)
+    # Everything that can fail before a change is checked first: the bus and logind.
+    async with connected(SystemdBus.connect_system()) as system:
+        await _check_logind(system)
+        try:
+            await _setup_steps(changes, system, name, user, home, open_user_bus)
+        except BaseException as error:
+            failed = await changes.undo_all()
+            if failed and isinstance(error, RunasError):
+                raise RunasError(
+                    f"{error.message}; could not undo: {', '.join(failed)}", error.status
+                ) from None
+            raise
+    return changes.steps
+
+
+async def _setup_steps(
+    changes: Changes,
+    system: SystemdBus,
+    name: str,
+    user: ServiceUser | None,
+    home: str | None,
+    open_user_bus: Callable[[ServiceUser], Awaitable[SystemdBus]],
+) -> None:
+    from . import lookup
+
+    if user is None:
+        home = home or f"/var/lib/{name}"
+        await changes.make(
+            "user",
+            f"created user {name} (system user, home {home}, no login shell)",
+            f"create user {name} (system user, home {home}, no login shell)",
+            _blocking(["useradd", "--system", "--create-home", "--home-dir", home,
+                       "--shell", "/usr/sbin/nologin", "--user-group", name]),
+            _blocking(["userdel", "--remove", name]),
+        )  # fmt: skip
+        if changes.dry_run:  # the rest would follow for the new uid
+            start = free_subid_start([*read_subids("/etc/subuid"), *read_subids("/etc/subgid")])
+            span = f"{start}-{start + SUBID_COUNT - 1}"
+            changes.would("subuid/subgid", f"add sub-ids {span} for {name} to /etc/subuid "
+                          "and /etc/subgid")  # fmt: skip
+            changes.would("linger", f"enable linger for {name} (logind)")
+            changes.would("user manager", f"start the service manager of {name} (user@UID)")
+            changes.would("podman.socket", f"enable and start podman.socket for {name}")
+            return
+        user = lookup.service_user(name)
+    else:
+        changes.unchanged("user", f"{user.name} exists (uid {user.uid})")
+    await _subids(changes, user)
+    if os.path.exists(f"{LINGER_DIR}/{user.name}"):
+        changes.unchanged("linger", "enabled (already)")
+    else:
+        uid = user.uid
+
+        async def linger_off() -> None:
+            await _set_linger(system, uid, False)
+
+        await changes.make(
+            "linger", f"enabled linger for {user.name} (logind)",
+            f"enable linger for {user.name} (logind)",
+            lambda: _set_linger(system, uid, True), linger_off,
+        )  # fmt: skip
+    unit = user.user_manager_unit
+    if await system.unit_state(unit) == "active":
+        changes.unchanged(unit, "active (already)")
+    else:
+        await changes.make(
+            unit, f"started {unit}", f"start {unit}",
+            lambda: _start(system, unit), lambda: _stop(system, unit),
+        )  # fmt: skip
+    if changes.dry_run and changes.steps[-1].changed:  # no user manager to ask yet
+        changes.would("podman.socket", f"enable and start podman.socket for {user.name}")
+        return
+    async with connected(open_user_bus(user)) as user_bus:
+        await _podman_socket(changes, user_bus, user)
+
+
+async def _subids(changes: Changes, user: ServiceUser) -> None:
     subuids, subgids = read_subids("/etc/subuid"), read_subids("/etc/subgid")
     have_uid, have_gid = range_for(subuids, user), range_for(subgids, user)
     if have_uid and have_gid:
         spans = f"{have_uid.start}-{have_uid.end} / {have_gid.start}-{have_gid.end}"
-        return Step("subuid/subgid", False, f"{spans} (present)")
+        changes.unchanged("subuid/subgid", f"{spans} (present)")
+        return
     start = free_subid_start([*subuids, *subgids])
     span = f"{start}-{start + SUBID_COUNT - 1}"
-    argv = ["usermod"]
+    add, remove = ["usermod"], ["usermod"]
+    files = []
     if not have_uid:
-        argv += ["--add-subuids", span]
+        add += ["--add-subuids", span]
+        remove += ["--del-subuids", span]
+        files.append("/etc/subuid")
     if not have_gid:
-        argv += ["--add-subgids", span]
-    _run([*argv, user.name])
-    return Step("subuid/subgid", True, f"added {span}")
-
-
-async def ensure_linger(system: SystemdBus, user: ServiceUser) -> Step:
-    if os.path.exists(f"{LINGER_DIR}/{user.name}"):
-        return Step("linger", False, "enabled (already)")
-    await system.call(
-        "SetUserLinger", "ubb", [user.uid, True, False], destination=LOGIND,
-        path="/org/freedesktop/login1", interface="org.freedesktop.login1.Manager",
+        add += ["--add-subgids", span]
+        remove += ["--del-subgids", span]
+        files.append("/etc/subgid")
+    where = " and ".join(files)
+    await changes.make(
+        "subuid/subgid", f"added sub-ids {span} for {user.name} to {where}",
+        f"add sub-ids {span} for {user.name} to {where}",
+        _blocking([*add, user.name]), _blocking([*remove, user.name]),
     )  # fmt: skip
-    return Step("linger", True, "enabled through logind")
 
 
-async def ensure_unit_active(bus: SystemdBus, unit: str, what: str) -> Step:
-    done = await bus.start_unless_active(unit)
-    if done is None:
-        return Step(what, False, "active (already)")
+async def _start(bus: SystemdBus, unit: str) -> None:
+    done = await bus.run_job("StartUnit", unit)
     if done.result != "done":
         raise RunasError(f"{unit} failed to start ({done.result}): see its journal")
-    return Step(what, True, "started")
 
 
-async def ensure_podman_socket(user_bus: SystemdBus) -> Step:
+async def _stop(bus: SystemdBus, unit: str) -> None:
+    await bus.run_job("StopUnit", unit)
+
+
+async def _podman_socket(changes: Changes, user_bus: SystemdBus, user: ServiceUser) -> None:
     (state,) = await user_bus.call("GetUnitFileState", "s", ["podman.socket"])
-    enabled = state == "enabled"
-    if not enabled:
-        await user_bus.call("EnableUnitFiles", "asbb", [["podman.socket"], False, True])
-    started = await ensure_unit_active(user_bus, "podman.socket", "podman.socket")
-    changed = started.changed or not enabled
-    detail = "enabled and active" + ("" if changed else " (already)")
-    return Step("podman.socket", changed, detail)
+    if state == "enabled":
+        changes.unchanged("podman.socket", "enabled (already)")
+    else:
 
+        async def enable() -> None:
+            await user_bus.call("EnableUnitFiles", "asbb", [["podman.socket"], False, True])
 
-async def setup(name: str, create: bool, home: str | None) -> list[Step]:
-    from . import lookup
-    from .user_bus import ensure_user_manager, open_user_bus
+        async def disable() -> None:
+            await user_bus.call("DisableUnitFiles", "asb", [["podman.socket"], False])
 
-    if os.geteuid() != 0:
-        raise RunasError("setup changes system state: run it as root")
-    lookup.checked_identity(name, "user")
-    steps: list[Step] = []
-    try:
-        user = lookup.service_user(name)
-        steps.append(Step("user", False, f"{user.name} exists (uid {user.uid})"))
-    except RunasError:
-        if not create:
-            raise RunasError(f"unknown user '{name}': add --create to create it") from None
-        steps.append(create_user(name, home))
-        user = lookup.service_user(name)
-    steps.append(ensure_subids(user))
-    async with connected(SystemdBus.connect_system()) as system:
-        steps.append(await ensure_linger(system, user))
-        started = await ensure_user_manager(system, user)
-        detail = "started" if started else "active (already)"
-        steps.append(Step(user.user_manager_unit, started, detail))
-    async with connected(open_user_bus(user)) as user_bus:
-        steps.append(await ensure_podman_socket(user_bus))
-    return steps
+        await changes.make(
+            "podman.socket", f"enabled podman.socket for {user.name}",
+            f"enable podman.socket for {user.name}", enable, disable,
+        )  # fmt: skip
+    if await user_bus.unit_state("podman.socket") == "active":
+        changes.unchanged("podman.socket", "active (already)")
+    else:
+        await changes.make(
+            "podman.socket", f"started podman.socket for {user.name}",
+            f"start podman.socket for {user.name}",
+            lambda: _start(user_bus, "podman.socket"), lambda: _stop(user_bus, "podman.socket"),
+        )  # fmt: skip

@@ -29,7 +29,7 @@ def fresh_user(tb: Testbed) -> Iterator[str]:
 
 def test_setup_creates_and_is_idempotent(tb: Testbed, fresh_user: str) -> None:
     missing = tb.run(["runas-podman", "setup", "-u", fresh_user])
-    assert missing.returncode == 125
+    assert missing.returncode == 2
     assert (
         missing.stderr == f"runas-podman: unknown user '{fresh_user}': add --create to create it\n"
     )
@@ -37,10 +37,11 @@ def test_setup_creates_and_is_idempotent(tb: Testbed, fresh_user: str) -> None:
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
     assert lines[0].startswith(
-        f"user: created system user {fresh_user} (home /var/lib/{fresh_user}"
+        f"created user {fresh_user} (system user, home /var/lib/{fresh_user}"
     )
-    assert lines[1].startswith("subuid/subgid: added ")
-    assert lines[2] == "linger: enabled through logind"
+    assert lines[1].startswith("added sub-ids ")
+    assert lines[1].endswith(f" for {fresh_user} to /etc/subuid and /etc/subgid")
+    assert lines[2] == f"enabled linger for {fresh_user} (logind)"
     assert lines[-1] == "changed"
     second = tb.run(["runas-podman", "setup", "-u", fresh_user, "--create"])
     assert second.stdout.splitlines()[-1] == "nothing to change"
@@ -152,3 +153,40 @@ def test_api_errors_are_one_line(tb: Testbed) -> None:
         sh(tb, "systemctl --user -M test@ unmask --runtime podman.socket")
     assert dead.returncode == 125 and dead.stderr.count("\n") == 1, dead.stderr
     assert "runas-podman: podman.socket of test failed to start" in dead.stderr
+
+
+def test_setup_dry_run_changes_nothing(tb: Testbed, fresh_user: str) -> None:
+    before = sh(tb, "md5sum /etc/passwd /etc/subuid /etc/subgid").stdout
+    result = tb.run(["runas-podman", "setup", "-u", fresh_user, "--create", "--dry-run"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"would create user {fresh_user} (system user")
+    assert [line.split()[:2] for line in lines[1:-1]] == [
+        ["would", "add"], ["would", "enable"], ["would", "start"], ["would", "enable"],
+    ]  # fmt: skip
+    assert lines[-1] == "dry run: nothing changed"
+    assert sh(tb, "md5sum /etc/passwd /etc/subuid /etc/subgid").stdout == before
+    # an existing user: only what is missing is listed, the rest as it is
+    existing = tb.run(["runas-podman", "setup", "-u", "test", "--dry-run"])
+    assert existing.stdout.splitlines()[0] == "user: test exists (uid 1000)"
+    assert existing.stdout.splitlines()[-1] == "dry run: nothing changed"
+
+
+def test_setup_failing_midway_undoes_what_it_did(tb: Testbed, fresh_user: str) -> None:
+    """user@.service masked: the user manager cannot start after three changes were made."""
+    before = sh(tb, "md5sum /etc/passwd /etc/group /etc/subuid /etc/subgid").stdout
+    tb.check(["systemctl", "mask", "--runtime", "user@.service"])
+    try:
+        result = tb.run(["runas-podman", "setup", "-u", fresh_user, "--create"])
+    finally:
+        tb.check(["systemctl", "unmask", "--runtime", "user@.service"])
+    assert result.returncode == 125
+    assert result.stderr.count("\n") == 1 and "masked" in result.stderr, result.stderr
+    made = [line for line in result.stdout.splitlines() if not line.startswith("undone: ")]
+    undone = [line.removeprefix("undone: ") for line in result.stdout.splitlines()
+              if line.startswith("undone: ")]  # fmt: skip
+    assert [line.split()[0] for line in made] == ["created", "added", "enabled"]
+    assert undone == list(reversed(made))
+    assert tb.run(["getent", "passwd", fresh_user]).returncode == 2
+    assert sh(tb, f"ls /var/lib/systemd/linger/{fresh_user}").returncode != 0
+    assert sh(tb, "md5sum /etc/passwd /etc/group /etc/subuid /etc/subgid").stdout == before
