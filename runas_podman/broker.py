@@ -41,6 +41,11 @@ ADMIN_GROUP = "wheel"
 TRIES = 3
 POLKIT_SERVICE_FILE = "/usr/share/dbus-1/system-services/org.freedesktop.PolicyKit1.service"
 MAX_REQUEST = 1 << 20
+# A connection that says nothing must not hold a broker process (and a MaxConnections
+# slot) forever: the request must arrive within REQUEST_TIMEOUT, each password answer
+# within PASSWORD_TIMEOUT (a person typing).
+REQUEST_TIMEOUT = 10.0
+PASSWORD_TIMEOUT = 60.0
 
 
 def polkit_installed() -> bool:
@@ -74,10 +79,32 @@ class LineReader:
             self.buffer += data
         line, _, self.buffer = self.buffer.partition(b"\n")
         try:
-            message: dict[str, Any] = json.loads(line)
+            message = json.loads(line)
         except ValueError:
             raise RunasError("a broker message that is not JSON") from None
+        if not isinstance(message, dict):
+            raise RunasError("a broker message must be a JSON object")
         return message
+
+
+_REQUEST_TYPES: dict[str, tuple[type, ...]] = {
+    "command": (list,), "options": (dict,), "environ": (dict,), "stdio": (str,),
+    "tty_path": (str, type(None)), "on_tty": (bool,),
+}  # fmt: skip
+
+
+def check_request(request: Mapping[str, Any]) -> None:
+    """Refuse a request whose fields are not what the client sends, before any use."""
+    for key, value in request.items():
+        if key not in _REQUEST_TYPES:
+            raise RunasError(f"bad broker request: unknown field '{key}'")
+        if not isinstance(value, _REQUEST_TYPES[key]):
+            raise RunasError(f"bad broker request: '{key}' has the wrong type")
+    if not all(isinstance(arg, str) for arg in request.get("command") or []):
+        raise RunasError("bad broker request: the command must be a list of strings")
+    environ = request.get("environ") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in environ.items()):
+        raise RunasError("bad broker request: the environment must map strings to strings")
 
 
 # --- client -------------------------------------------------------------------------
@@ -241,18 +268,24 @@ def serve(conn: socket.socket) -> None:
 
     pid, uid, gid = peer_credentials(conn)
     reader = LineReader(conn)
-    request = reader.read()
-    if request is None or len(reader.fds) != 3:
-        return
     try:
+        conn.settimeout(REQUEST_TIMEOUT)
+        request = reader.read()
+        if request is None:
+            return
+        check_request(request)
+        if len(reader.fds) != 3:
+            raise RunasError("bad broker request: it must carry 3 fds (stdin, stdout, stderr)")
         name = pwd.getpwuid(uid).pw_name
         if uid != 0:
             if not in_admin_group(name, gid):
                 raise RunasError(
                     f"{name} is not in group {ADMIN_GROUP}: the wheel+PAM path is for its members"
                 )
+            conn.settimeout(PASSWORD_TIMEOUT)
             if not authenticate(conn, reader, name):
                 raise RunasError(f"authentication failed for {name}")
+        conn.settimeout(None)
         try:
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
@@ -272,6 +305,10 @@ def serve(conn: socket.socket) -> None:
         log(f"{name} (uid {uid}) ran {plan.unit} as {plan.user.name}: status {status}")
         with contextlib.suppress(OSError):  # the client may be gone: then nobody reads it
             send(conn, {"status": status})
+    except TimeoutError:
+        log(f"uid {uid} sent no request or answer in time: connection closed")
+        with contextlib.suppress(OSError):
+            send(conn, {"error": "the broker waited too long for your request or answer"})
     except RunasError as error:
         log(f"refused uid {uid}: {error.message}")
         with contextlib.suppress(OSError):
