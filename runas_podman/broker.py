@@ -31,10 +31,16 @@ import socket
 import struct
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .elevate import PAM_SERVICE
+from .elevate import PAM_SERVICE, BrokerRequest, Caller, ElevateRequest, request_environ
 from .errors import RunasError
+from .model import LaunchPlan, Stdio
+from .signals import on_terminating_signals, remove_signal_handlers, set_once
+
+if TYPE_CHECKING:
+    from .ptyfwd import PtyForwarder
+    from .session import Terminal
 
 BROKER_SOCKET = "/run/runas-broker.sock"
 ADMIN_GROUP = "wheel"
@@ -87,36 +93,7 @@ class LineReader:
         return message
 
 
-_REQUEST_TYPES: dict[str, tuple[type, ...]] = {
-    "command": (list,), "options": (dict,), "environ": (dict,), "stdio": (str,),
-    "tty_path": (str, type(None)), "on_tty": (bool,),
-}  # fmt: skip
-
-
-def check_request(request: Mapping[str, Any]) -> None:
-    """Refuse a request whose fields are not what the client sends, before any use."""
-    for key, value in request.items():
-        if key not in _REQUEST_TYPES:
-            raise RunasError(f"bad broker request: unknown field '{key}'")
-        if not isinstance(value, _REQUEST_TYPES[key]):
-            raise RunasError(f"bad broker request: '{key}' has the wrong type")
-    if not all(isinstance(arg, str) for arg in request.get("command") or []):
-        raise RunasError("bad broker request: the command must be a list of strings")
-    environ = request.get("environ") or {}
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in environ.items()):
-        raise RunasError("bad broker request: the environment must map strings to strings")
-
-
 # --- client -------------------------------------------------------------------------
-
-
-def environ_for_request(options: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
-    """Only the caller's variables the plan may read: nothing else leaves the client."""
-    names = {"TERM", "SYSTEMD_RUN_SHELL_PROMPT_PREFIX"}
-    for text in options.get("preserve_env") or ():
-        names.update(filter(None, text.split(",")))
-    names.update(text for text in options.get("setenv") or () if "=" not in text)
-    return {name: environ[name] for name in names if name in environ}
 
 
 def _read_first_line(fd: int) -> str:
@@ -130,14 +107,10 @@ def _read_first_line(fd: int) -> str:
 
 
 def run_through_broker(
-    command: Sequence[str],
-    options: Mapping[str, Any],
-    caller: Any,
-    stdio: str,
-    tint: str | None,
-    title: str | None,
-    password_from_stdin: bool,
+    options: ElevateRequest, caller: Caller, terminal: Terminal, password_from_stdin: bool
 ) -> int:
+    """The client side: send the request with our stdio (or a pty's peer), answer the
+    password prompts, then forward the pty until the broker reports the status."""
     from .ptyfwd import PtyForwarder
 
     password = _read_first_line(0) if password_from_stdin else None
@@ -150,17 +123,16 @@ def run_through_broker(
             f"the wheel+PAM broker does not answer at {BROKER_SOCKET} ({error.strerror}): "
             "install it with `runas-podman install-broker`, or use polkit (without -S)"
         ) from None
-    forwarder = PtyForwarder(tint, title) if stdio == "pty" else None
+    pty = options.stdio is Stdio.PTY
+    forwarder = PtyForwarder(terminal.tint, terminal.title) if pty else None
     try:
-        request = {
-            "command": list(command),
-            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()},
-            "environ": environ_for_request(options, caller.environ),
-            "stdio": stdio,
-            "tty_path": forwarder.path if forwarder else None,
-            "on_tty": caller.on_tty,
-        }
-        send(sock, request, [forwarder.peer] * 3 if forwarder else [0, 1, 2])
+        request = BrokerRequest(
+            options=options,
+            environ=request_environ(options, caller.environ),
+            on_tty=caller.on_tty,
+            tty_path=forwarder.path if forwarder else None,
+        )
+        send(sock, request.to_message(), [forwarder.peer] * 3 if forwarder else [0, 1, 2])
         if forwarder:
             forwarder.close_peer()
         reader = LineReader(sock)
@@ -191,12 +163,10 @@ def run_through_broker(
         sock.close()
 
 
-async def _follow(sock: socket.socket, reader: LineReader, forwarder: Any) -> int:
+async def _follow(sock: socket.socket, reader: LineReader, forwarder: PtyForwarder | None) -> int:
     """Forward the pty (if any) until the broker reports the status; a signal ends it."""
     loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[int] = loop.create_future()
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, _set, outcome, 128 + signum)
+    outcome = on_terminating_signals(loop)
     if forwarder is not None:
         forwarder.start()
 
@@ -206,9 +176,9 @@ async def _follow(sock: socket.socket, reader: LineReader, forwarder: Any) -> in
         except (OSError, ValueError):
             message = None
         if message is None:
-            _set(outcome, -1)
+            set_once(outcome, -1)
         elif "status" in message:
-            _set(outcome, int(message["status"]))
+            set_once(outcome, int(message["status"]))
         elif "error" in message:
             outcome.set_exception(RunasError(str(message["error"])))
 
@@ -216,17 +186,13 @@ async def _follow(sock: socket.socket, reader: LineReader, forwarder: Any) -> in
     try:
         status = await outcome
     finally:
+        remove_signal_handlers(loop)
         loop.remove_reader(sock)
         if forwarder is not None:
             forwarder.stop()  # inside the loop that runs it
     if status == -1:
         raise RunasError("the broker closed the connection before the command ended")
     return status
-
-
-def _set(future: asyncio.Future[int], value: int) -> None:
-    if not future.done():
-        future.set_result(value)
 
 
 # --- server --------------------------------------------------------------------------
@@ -262,18 +228,19 @@ def authenticate(conn: socket.socket, reader: LineReader, name: str) -> bool:
 
 
 def serve(conn: socket.socket) -> None:
+    """One connection: who asks (peer credentials), the typed request, authentication,
+    then the very plan the request resolves to, run with the client's fds."""
     from . import lookup
     from .elevate import Caller
-    from .runas_cli import plan_for
 
     pid, uid, gid = peer_credentials(conn)
     reader = LineReader(conn)
     try:
         conn.settimeout(REQUEST_TIMEOUT)
-        request = reader.read()
-        if request is None:
+        message = reader.read()
+        if message is None:
             return
-        check_request(request)
+        request = BrokerRequest.from_message(message)
         if len(reader.fds) != 3:
             raise RunasError("bad broker request: it must carry 3 fds (stdin, stdout, stderr)")
         name = pwd.getpwuid(uid).pw_name
@@ -291,17 +258,12 @@ def serve(conn: socket.socket) -> None:
         except OSError:
             cwd = "/"
         caller = Caller(
-            name=name, uid=uid, gid=gid, cwd=cwd,
-            environ={str(k): str(v) for k, v in dict(request.get("environ") or {}).items()},
-            slice=lookup.slice_of(pid), hostname=socket.gethostname(),
-            on_tty=bool(request.get("on_tty")),
+            name=name, uid=uid, gid=gid, cwd=cwd, environ=request.environ,
+            slice=lookup.slice_of(pid), hostname=socket.gethostname(), on_tty=request.on_tty,
         )  # fmt: skip
-        stdio = "pty" if request.get("stdio") == "pty" else "pipe"
-        plan, _hue = plan_for(
-            request.get("command") or [], request.get("options") or {}, caller, stdio
-        )
-        tty_path = request.get("tty_path") if stdio == "pty" else None
-        status = asyncio.run(_launch(conn, reader, plan, tty_path))
+        plan, _hue = lookup.resolve_elevation(request.options, caller)
+        tty_path = request.tty_path if plan.stdio is Stdio.PTY else None
+        status = _launch(conn, reader.fds, plan, tty_path)
         log(f"{name} (uid {uid}) ran {plan.unit} as {plan.user.name}: status {status}")
         with contextlib.suppress(OSError):  # the client may be gone: then nobody reads it
             send(conn, {"status": status})
@@ -313,7 +275,7 @@ def serve(conn: socket.socket) -> None:
         log(f"refused uid {uid}: {error.message}")
         with contextlib.suppress(OSError):
             send(conn, {"error": error.message})
-    except Exception as error:  # BusCallError, click's BadParameter, bad JSON, a bug: say so
+    except Exception as error:  # BusCallError, a bug: say so, in one line
         log(f"failed for uid {uid}: {type(error).__name__}: {error}")
         with contextlib.suppress(OSError):
             send(conn, {"error": f"the broker failed: {error}"})
@@ -322,35 +284,31 @@ def serve(conn: socket.socket) -> None:
             os.close(fd)
 
 
-async def _launch(conn: socket.socket, reader: LineReader, plan: Any, tty_path: str | None) -> int:
-    from .launcher import run_plan
-    from .systemd_bus import SystemdBus, connected
+def _launch(conn: socket.socket, fds: list[int], plan: LaunchPlan, tty_path: str | None) -> int:
+    from .session import Remote, run_session
 
-    loop = asyncio.get_running_loop()
-    client_gone: asyncio.Future[int] = loop.create_future()
+    def watch_client() -> asyncio.Future[int]:
+        """Done when the client goes away: it sends nothing more, so data or EOF is that."""
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[int] = loop.create_future()
 
-    def readable() -> None:  # the client sends nothing more: data or EOF means it is gone
-        with contextlib.suppress(OSError):
-            if conn.recv(4096):
-                return
-        _set(client_gone, 128 + signal.SIGHUP)
-
-    async with connected(SystemdBus.connect_system()) as bus:
-        loop.add_reader(conn, readable)
-        try:
-            fds = reader.fds
-            return await run_plan(
-                plan, bus, stdio=(fds[0], fds[1], fds[2]),
-                tty_path=tty_path, on_started=lambda: _tell_started(conn),
-                stop_when=client_gone,
-            )  # fmt: skip
-        finally:
+        def readable() -> None:
+            with contextlib.suppress(OSError):
+                if conn.recv(4096):
+                    return
             loop.remove_reader(conn)
+            set_once(gone, 128 + signal.SIGHUP)
 
+        loop.add_reader(conn, readable)
+        gone.add_done_callback(lambda _: loop.remove_reader(conn))
+        return gone
 
-def _tell_started(conn: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # a client gone by now is noticed by the reader
-        send(conn, {"started": True})
+    def started() -> None:
+        with contextlib.suppress(OSError):  # a client gone by now is noticed by the watch
+            send(conn, {"started": True})
+
+    remote = Remote((fds[0], fds[1], fds[2]), tty_path, watch_client, started)
+    return run_session(plan, remote=remote)
 
 
 def log(line: str) -> None:

@@ -19,7 +19,7 @@ from .clirun import run_cli
 from .errors import RunasError, UsageError
 
 if TYPE_CHECKING:
-    from .plan import LaunchPlan
+    from .model import LaunchPlan
 
 F = TypeVar("F", bound=Callable[..., Any])
 PROG = "runas-podman"
@@ -157,9 +157,14 @@ def install_broker(dest: str) -> int:
         from .systemd_bus import SystemdBus, connected
 
         async with connected(SystemdBus.connect_system()) as bus:
-            await bus.call("Reload")
-            await bus.call("EnableUnitFiles", "asbb", [["runas-broker.socket"], False, True])
-            await bus.call("StartUnit", "ss", ["runas-broker.socket", "replace"])
+            await bus.reload()
+            await bus.enable_unit_files(["runas-broker.socket"])
+            done = await bus.run_job("StartUnit", "runas-broker.socket")
+            if done.result != "done":
+                raise RunasError(
+                    f"runas-broker.socket failed to start ({done.result}): "
+                    "see journalctl -u runas-broker.socket"
+                )
 
     asyncio.run(enable())
     click.echo(
@@ -210,15 +215,17 @@ def exec_command(command: tuple[str, ...], **options: Any) -> int:
 
 def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> int:
     from . import lookup
+    from .model import Manager
     from .plan import (
-        Manager,
         build_service_plan,
         parse_assignments,
         parse_open_file,
         parse_pass_fd,
         parse_setenv,
+        podman_plan,
         service_unit_name,
     )
+    from .properties import systemd_run_argv, systemd_run_command
 
     assignments = parse_assignments(options.properties)
     environment = parse_setenv(options.setenv, dict(os.environ))
@@ -244,38 +251,19 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     if manager is Manager.SYSTEM:
         check_open_files_for_root(plan)
     if package == "podman":
-        plan = with_container_cleanup(plan)
+        plan = podman_plan(plan)
     if options.dry_run:
-        click.echo(plan.systemd_run_command())
+        click.echo(systemd_run_command(plan))
         return 0
     if options.backend == "systemd-run":
         systemd_run = lookup.executable("systemd-run", "systemd")
-        os.execv(systemd_run, plan.systemd_run_argv())
+        os.execv(systemd_run, systemd_run_argv(plan))
     from .launcher import check_passed_fds
 
     check_passed_fds(plan)  # before this process opens fds of its own
-    return run_with_dbus(plan)
+    from .session import run_session
 
-
-def with_container_cleanup(plan: LaunchPlan) -> LaunchPlan:
-    """The plan of `podman ARGS`: fd names for run/create, and for a foreground run a
-    cidfile the unit uses to stop (with --rm: remove) the container when it stops."""
-    import dataclasses
-
-    from .plan import container_cleanup, inject_fd_names
-    from .podman_args import foreground_run
-
-    podman, *args = plan.argv
-    args = inject_fd_names(args, plan.fd_names)
-    run = foreground_run(args)
-    if run is None:
-        return plan.with_argv([podman, *args])
-    cidfile = f"{plan.user.runtime_dir}/{plan.unit.removesuffix('.service')}.cid"
-    args[run.options_at : run.options_at] = ["--cidfile", cidfile]
-    cleanup = container_cleanup(podman, cidfile, run.remove)
-    return dataclasses.replace(
-        plan, argv=(podman, *args), assignments=(*plan.assignments, *cleanup)
-    )
+    return run_session(plan)
 
 
 def check_open_files_for_root(plan: LaunchPlan) -> None:
@@ -294,28 +282,16 @@ def check_open_files_for_root(plan: LaunchPlan) -> None:
             )
 
 
-def run_with_dbus(plan: Any) -> int:
-    import asyncio
-
-    from .launcher import run_plan
-    from .plan import Manager
-    from .systemd_bus import SystemdBus, connected
-    from .user_bus import connect_user_manager
-
-    async def session() -> int:
-        if plan.manager is Manager.USER:
-            connecting = connect_user_manager(plan.user)
-        else:
-            connecting = SystemdBus.connect_system()
-        async with connected(connecting) as bus:
-            return await run_plan(plan, bus)
-
-    return asyncio.run(session())
-
-
 def main() -> NoReturn:
     run_cli(cli, PROG)
 
 
-# The service-user commands (setup, doctor, ps, ..., quadlet) register themselves on `cli`.
-from . import manage_cli  # noqa: E402, F401
+def _add_commands() -> None:
+    """The service-user commands live in manage_cli; added here, explicitly."""
+    from .manage_cli import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_commands()

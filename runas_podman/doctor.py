@@ -16,14 +16,8 @@ from dataclasses import asdict, dataclass
 
 from .elevate import PAM_FILE
 from .errors import RunasError
-from .lookup import is_executable_file
-from .plan import (
-    EXTRA_FDS_SINCE,
-    OPEN_FILE_SINCE,
-    ServiceUser,
-    parse_systemd_version,
-    resolve_executable,
-)
+from .lookup import is_executable_file, resolve_executable
+from .model import EXTRA_FDS_SINCE, OPEN_FILE_SINCE, ServiceUser, parse_systemd_version
 
 RUN0_SINCE = 256
 SELINUX_MODULE = "runas_podman"

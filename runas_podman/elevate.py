@@ -7,13 +7,16 @@ SHELL_PROMPT_PREFIX, the session class, and what --setenv/--preserve-env name).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-from .errors import UsageError
-from .plan import Assignment, LaunchPlan, Manager, ServiceUser, parse_assignments, parse_setenv
+from .errors import RunasError, UsageError
+from .model import Assignment, LaunchPlan, Manager, ServiceUser, Stdio
+from .plan import parse_assignments, parse_setenv
 from .unitprops import ENV_NAME
 
 PAM_SERVICE = "runas"
@@ -40,7 +43,168 @@ class Caller:
 
 
 @dataclass(frozen=True)
+class ElevateRequest:
+    """What `runas` was asked, as parsed from its options: names not yet resolved.
+
+    The CLI builds it from Click's values field by field; the client sends it to the
+    root broker as is (BrokerRequest), so renaming a Click parameter changes nothing here.
+    """
+
+    command: tuple[str, ...] = ()
+    user: str | None = None  # None: root (or yourself with --empower); "" is refused
+    group: str | None = None
+    chdir: str | None = None
+    login: bool = False
+    via_shell: bool = False
+    setenv: tuple[str, ...] = ()
+    preserve_env: tuple[str, ...] = ()
+    properties: tuple[str, ...] = ()
+    unit: str | None = None
+    description: str | None = None
+    slice: str | None = None
+    slice_inherit: bool = False
+    nice: int | None = None
+    stdio: Stdio = Stdio.PIPE
+    background: str | None = None
+    shell_prompt_prefix: str | None = None
+    lightweight: bool | None = None
+    empower: bool = False
+
+
+@dataclass(frozen=True)
+class BrokerRequest:
+    """The one message a client sends the root broker: a versioned, typed record.
+
+    `environ` holds only the caller's variables the plan may read (request_environ);
+    who the caller is, its directory and slice, the broker learns from the socket.
+    """
+
+    VERSION: ClassVar[int] = 1
+    options: ElevateRequest
+    environ: Mapping[str, str]
+    on_tty: bool = False
+    tty_path: str | None = None  # the pty the client forwards (Stdio.PTY)
+
+    def to_message(self) -> dict[str, object]:
+        options = {
+            field.name: _encode(getattr(self.options, field.name))
+            for field in dataclasses.fields(ElevateRequest)
+        }
+        return {
+            "version": self.VERSION, "options": options, "environ": dict(self.environ),
+            "on_tty": self.on_tty, "tty_path": self.tty_path,
+        }  # fmt: skip
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, object]) -> BrokerRequest:
+        """The request, or RunasError naming the first field that is not as sent."""
+        _check_keys(message, {"version", "options", "environ", "on_tty", "tty_path"}, "request")
+        if message.get("version") != cls.VERSION:
+            raise RunasError(
+                f"broker request version {message.get('version')!r} is not {cls.VERSION}: "
+                "runas and the broker come from different versions of runas-podman; reinstall "
+                "the broker (runas-podman install-broker)"
+            )
+        options = message.get("options")
+        environ = message.get("environ")
+        if not isinstance(options, dict):
+            raise RunasError("bad broker request: 'options' must be an object")
+        if not isinstance(environ, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in environ.items()
+        ):
+            raise RunasError("bad broker request: 'environ' must map strings to strings")
+        names = {field.name for field in dataclasses.fields(ElevateRequest)}
+        _check_keys(options, names, "options")
+        values = {name: _decode(name, options[name]) for name in names if name in options}
+        return cls(
+            options=ElevateRequest(**values),  # type: ignore[arg-type]
+            environ=dict(environ),
+            on_tty=_bool("on_tty", message.get("on_tty", False)),
+            tty_path=_optional_str("tty_path", message.get("tty_path")),
+        )
+
+
+def _check_keys(message: Mapping[str, object], known: set[str], what: str) -> None:
+    unknown = sorted(set(message) - known)
+    if unknown:
+        raise RunasError(f"bad broker request: unknown field '{unknown[0]}' in {what}")
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, Stdio):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _typed(name: str, value: object, kind: type) -> object:
+    # bool is an int in Python: an int field must not take True, nor a bool field 1.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RunasError(f"bad broker request: '{name}' must be of type {kind.__name__}")
+    return value
+
+
+def _optional(name: str, value: object, kind: type) -> object:
+    return None if value is None else _typed(name, value, kind)
+
+
+def _bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise RunasError(f"bad broker request: '{name}' must be true or false")
+    return value
+
+
+def _optional_str(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise RunasError(f"bad broker request: '{name}' must be a string")
+    return value
+
+
+def _strings(name: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise RunasError(f"bad broker request: '{name}' must be a list of strings")
+    return tuple(value)
+
+
+def _stdio(name: str, value: object) -> Stdio:
+    try:
+        return Stdio(value)
+    except ValueError:
+        raise RunasError(f"bad broker request: '{name}' must be pipe or pty") from None
+
+
+_DECODERS: dict[str, Callable[[str, object], object]] = {
+    "command": _strings, "setenv": _strings, "preserve_env": _strings, "properties": _strings,
+    "user": lambda n, v: _optional(n, v, str), "group": lambda n, v: _optional(n, v, str),
+    "chdir": lambda n, v: _optional(n, v, str), "unit": lambda n, v: _optional(n, v, str),
+    "description": lambda n, v: _optional(n, v, str), "slice": lambda n, v: _optional(n, v, str),
+    "background": lambda n, v: _optional(n, v, str),
+    "shell_prompt_prefix": lambda n, v: _optional(n, v, str),
+    "login": lambda n, v: _typed(n, v, bool), "via_shell": lambda n, v: _typed(n, v, bool),
+    "slice_inherit": lambda n, v: _typed(n, v, bool), "empower": lambda n, v: _typed(n, v, bool),
+    "lightweight": lambda n, v: _optional(n, v, bool), "nice": lambda n, v: _optional(n, v, int),
+    "stdio": _stdio,
+}  # fmt: skip
+
+
+def _decode(name: str, value: object) -> object:
+    return _DECODERS[name](name, value)
+
+
+def request_environ(request: ElevateRequest, environ: Mapping[str, str]) -> dict[str, str]:
+    """Only the caller's variables the plan may read: nothing else leaves the client."""
+    names = {"TERM", "SYSTEMD_RUN_SHELL_PROMPT_PREFIX"}
+    for text in request.preserve_env:
+        names.update(filter(None, text.split(",")))
+    names.update(text for text in request.setenv if "=" not in text)
+    return {name: environ[name] for name in names if name in environ}
+
+
+@dataclass(frozen=True)
 class ElevateOptions:
+    """An ElevateRequest with its names resolved (lookup.resolve_elevation)."""
+
     command: tuple[str, ...] = ()
     group: str | None = None
     chdir: str | None = None
@@ -54,7 +218,7 @@ class ElevateOptions:
     slice: str | None = None
     slice_inherit: bool = False
     nice: int | None = None
-    stdio: str = "pipe"  # decided by choose_stdio()
+    stdio: Stdio = Stdio.PIPE  # decided by choose_stdio()
     background: str | None = None  # None: default tint; "": none
     shell_prompt_prefix: str | None = None
     lightweight: bool | None = None
@@ -62,11 +226,13 @@ class ElevateOptions:
     empower_group_exists: bool = False
 
 
-def choose_stdio(pty: bool, pipe: bool, stdin_tty: bool, stdout_tty: bool, stderr_tty: bool) -> str:
+def choose_stdio(
+    pty: bool, pipe: bool, stdin_tty: bool, stdout_tty: bool, stderr_tty: bool
+) -> Stdio:
     """As run0: --pty or --pipe when one is given; else (or both) pty iff all three are ttys."""
     if pty != pipe:
-        return "pty" if pty else "pipe"
-    return "pty" if stdin_tty and stdout_tty and stderr_tty else "pipe"
+        return Stdio.PTY if pty else Stdio.PIPE
+    return Stdio.PTY if stdin_tty and stdout_tty and stderr_tty else Stdio.PIPE
 
 
 def session_class(
@@ -135,7 +301,7 @@ def check_conflicts(options: ElevateOptions, user_given: bool) -> None:
 def build_elevate_plan(options: ElevateOptions, caller: Caller, target: ServiceUser) -> LaunchPlan:
     """The unit run0 would start for these options, as a LaunchPlan."""
     target_is_root = target.uid == 0 and not options.empower
-    pty = options.stdio == "pty"
+    pty = options.stdio is Stdio.PTY
     argv = login_command(options, target)
     texts = [f"User={target.name}"]
     if options.group is not None:

@@ -1,10 +1,11 @@
 """Run a LaunchPlan on a service manager and wait for it, the way `systemd-run --wait` does.
 
 Beyond systemd-run: the unit is bound to the client's life. A tiny lifeline service
-(`cat`, output to null) reads a pipe whose only writer is this client; the service has
-BindsTo=/After= on it, and both are created in one StartTransientUnit call (one polkit
-authorization). When the client ends, however it ends (even SIGKILL), the pipe closes,
-cat exits, the lifeline stops, and systemd stops the service with it. Closing the pipe
+(`cat`, output to null; its properties in properties.py) reads a pipe whose only writer
+is this client; the service has BindsTo= on it, and both are created in one
+StartTransientUnit call (one polkit authorization). When the client ends, however it
+ends (even SIGKILL), the pipe closes, cat exits, the lifeline stops, and systemd stops
+the service with it. Closing the pipe
 is also how the client stops the unit on Ctrl-C: no StopUnit, so a polkit-authorized
 caller needs no second authorization. It works the same on both kinds of manager.
 """
@@ -12,28 +13,16 @@ caller needs no second authorization. It works the same on both kinds of manager
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import lookup
 from .errors import EXIT_CANNOT_EXECUTE, BusCallError, RunasError
-from .plan import (
-    MAX_FDS_PER_MESSAGE,
-    LaunchPlan,
-    Manager,
-    lifeline_unit_name,
-    parse_systemd_version,
-)
-from .systemd_bus import (
-    SERVICE,
-    FdProperty,
-    SystemdBus,
-    unit_object_path,
-)
-from .unitprops import UnitProperty
+from .model import MAX_FDS_PER_MESSAGE, LaunchPlan, parse_systemd_version
+from .properties import Session, start_call
+from .signals import on_terminating_signals, remove_signal_handlers
+from .systemd_bus import SERVICE, SystemdBus, UnitWatch, unit_object_path
 
 CLD_EXITED = 1  # ExecMainCode: else killed (2) or dumped (3), by signal ExecMainStatus
 # systemd's EXIT_* codes for failures before the command ran (systemd.exec(5)).
@@ -42,7 +31,6 @@ SETUP_FAILURES = {
     203: "executing the command",
     216: "setting the group", 217: "setting the user", 224: "setting up the PAM session",
 }  # fmt: skip
-TERMINATING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -61,28 +49,10 @@ class Outcome:
 
 
 class Lifeline:
-    """A `cat` service reading a pipe that only this client writes to."""
+    """The pipe of the lifeline unit (properties.py): only this client holds the write end."""
 
-    def __init__(self, plan: LaunchPlan, cat: str) -> None:
-        self.unit = lifeline_unit_name(plan.unit)
-        self.cat = cat
-        self.user = plan.user.name if plan.manager is Manager.SYSTEM else None
+    def __init__(self) -> None:
         self.read_fd, self.write_fd = os.pipe()  # close-on-exec: no child inherits them
-        self.started = False  # only a lifeline this client started is its to stop
-
-    def properties(self) -> list[UnitProperty]:
-        properties = [
-            UnitProperty("Description", "s", f"runas-podman lifeline of {self.unit}"),
-            UnitProperty("Type", "s", "exec"),
-            UnitProperty("CollectMode", "s", "inactive-or-failed"),
-            UnitProperty("StandardOutput", "s", "null"),
-            UnitProperty("StandardError", "s", "null"),
-            UnitProperty("NoNewPrivileges", "b", True),
-            UnitProperty("ExecStart", "a(sasb)", [[self.cat, [self.cat], False]]),
-        ]
-        if self.user is not None:  # no need for root to read a pipe
-            properties.append(UnitProperty("User", "s", self.user))
-        return properties
 
     def close_read_end(self) -> None:
         if self.read_fd >= 0:
@@ -90,6 +60,7 @@ class Lifeline:
             self.read_fd = -1
 
     def close(self) -> None:
+        """The lifeline's cat sees EOF and exits; BindsTo= stops the service with it."""
         self.close_read_end()
         if self.write_fd >= 0:
             os.close(self.write_fd)
@@ -120,60 +91,41 @@ async def run_plan(
     plan: LaunchPlan,
     bus: SystemdBus,
     *,
-    interactive: bool = False,
-    stdio: tuple[int, int, int] | None = None,
+    stdio_fds: tuple[int, int, int] = (0, 1, 2),
     tty_path: str | None = None,
+    interactive: bool = False,
     on_started: Callable[[], None] | None = None,
     stop_when: asyncio.Future[int] | None = None,
 ) -> int:
     """Start the plan's unit, wait for it, return the exit status to leave with.
 
-    `stdio` are the fds for the
-    unit's stdin, stdout, stderr (default: the caller's); `tty_path` sets TTYPath=.
-    `on_started` runs once systemd has accepted the unit (authorization is over).
-    `stop_when`, once done, stops the unit like a signal would (its value: the status).
+    `stdio_fds` become the unit's stdin, stdout, stderr (never closed ones: see
+    clirun.fill_closed_stdio); `tty_path` is the pty among them. `on_started` runs once
+    systemd has accepted the unit (authorization is over). `stop_when`, once done, stops
+    the unit like a signal would (its value: the status to return).
     """
     loop = asyncio.get_running_loop()
-    interrupted: asyncio.Future[int] = loop.create_future()
-    for signum in TERMINATING_SIGNALS:
-        loop.add_signal_handler(signum, _set_once, interrupted, int(signum))
-    lifeline = Lifeline(plan, lookup.executable("cat", "coreutils"))
+    interrupted = on_terminating_signals(loop)
+    lifeline = Lifeline()
     try:
         # Pipelined: the watches are in force before the start call is sent.
-        watching_unit = asyncio.ensure_future(bus.watch_unit(plan.unit))
-        watching_lifeline = asyncio.ensure_future(bus.watch_unit(lifeline.unit))
+        watching = asyncio.ensure_future(bus.watch_unit(plan.unit))
         version = asyncio.ensure_future(bus.manager_version())
-        await asyncio.gather(watching_unit, watching_lifeline, version, bus.watch_jobs())
+        await asyncio.gather(watching, version, bus.watch_jobs())
         check_features(plan, version.result(), bus.description)
-        properties = [
-            *plan.unit_properties(),
-            UnitProperty("BindsTo", "as", [lifeline.unit]),
-            UnitProperty("After", "as", [lifeline.unit]),
-        ]
-        if tty_path is not None:
-            properties.append(UnitProperty("TTYPath", "s", tty_path))
-        stdin, stdout, stderr = stdio or (0, 1, 2)  # never closed: see cli.fill_closed_stdio
-        fd_properties = [
-            FdProperty("StandardInputFileDescriptor", stdin),
-            FdProperty("StandardOutputFileDescriptor", stdout),
-            FdProperty("StandardErrorFileDescriptor", stderr),
-        ]
-        extra_fds = [(passed.fd, passed.name) for passed in plan.pass_fds]
-        lifeline_stdin = [FdProperty("StandardInputFileDescriptor", lifeline.read_fd)]
+        session = Session(
+            stdio_fds=stdio_fds, tty_path=tty_path, lifeline_fd=lifeline.read_fd,
+            cat=lookup.executable("cat", "coreutils"),
+        )  # fmt: skip
         try:
-            job = await bus.start_transient_unit(
-                plan.unit, properties, fd_properties, extra_fds,
-                aux_units=[(lifeline.unit, lifeline.properties(), lifeline_stdin)],
-                interactive=interactive,
-            )  # fmt: skip
+            job = await bus.start_transient_unit(start_call(plan, session), interactive)
         except BusCallError as error:
             raise _start_error(error, plan.unit, bus.description) from None
-        lifeline.started = True
         lifeline.close_read_end()  # systemd holds it now; the write end stays ours alone
         if on_started is not None:
             on_started()
-        changed = watching_unit.result()
-        waiting = asyncio.ensure_future(_wait_for_unit(bus, plan, job, changed))
+        watch = watching.result()
+        waiting = asyncio.ensure_future(_wait_for_unit(bus, plan, job, watch))
         stoppers = [interrupted] if stop_when is None else [interrupted, stop_when]
         await asyncio.wait([waiting, *stoppers], return_when=asyncio.FIRST_COMPLETED)
         if waiting.done():
@@ -181,17 +133,14 @@ async def run_plan(
         waiting.cancel()
         # Told to stop: end the lifeline, and BindsTo= stops the unit with it.
         lifeline.close()
-        await _wait_inactive(bus, plan.unit, changed)
+        await _wait_inactive(bus, plan.unit, watch)
         if interrupted.done():
-            return 128 + interrupted.result()
+            return interrupted.result()
         assert stop_when is not None
         return stop_when.result()
     finally:
-        for signum in TERMINATING_SIGNALS:
-            loop.remove_signal_handler(signum)
-        lifeline.close()  # cat sees EOF and exits
-        if lifeline.started:
-            await _wait_gone(bus, lifeline.unit, watching_lifeline.result())
+        remove_signal_handlers(loop)
+        lifeline.close()  # cat sees EOF and exits: the lifeline unit ends and is collected
 
 
 def check_features(plan: LaunchPlan, version_text: str, manager: str) -> None:
@@ -202,11 +151,6 @@ def check_features(plan: LaunchPlan, version_text: str, manager: str) -> None:
             raise RunasError(
                 f"{feature} needs systemd {since} or newer; {manager} runs systemd {version}"
             )
-
-
-def _set_once(future: asyncio.Future[int], value: int) -> None:
-    if not future.done():
-        future.set_result(value)
 
 
 def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
@@ -225,35 +169,43 @@ def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
     return RunasError(f"systemd refused to start {unit}: {error.text or error.name}")
 
 
-async def _wait_inactive(bus: SystemdBus, unit: str, changed: asyncio.Event) -> None:
+ENDED = ("inactive", "failed")
+OUTCOME = ("ExecMainCode", "ExecMainStatus", "Result")
+
+
+async def _wait_inactive(bus: SystemdBus, unit: str, watch: UnitWatch) -> None:
+    """Until the unit has ended, from its signals (asking only when they said nothing)."""
+    asked = False
     while True:
-        changed.clear()
-        if await bus.unit_state(unit) in ("inactive", "failed"):
+        watch.changed.clear()
+        state = watch.values.get("ActiveState")
+        if state is None and not asked:
+            state = await bus.unit_state(unit)
+            asked = True
+        if state in ENDED:
             return
-        await changed.wait()
+        await watch.changed.wait()
 
 
-async def _wait_gone(bus: SystemdBus, unit: str, changed: asyncio.Event) -> None:
-    """Wait until the unit is inactive (then collected), bounded: it is only a cat."""
-    # Already collected (no such unit), or systemd is slow: nothing to hold up then.
-    with contextlib.suppress(TimeoutError, BusCallError):
-        await asyncio.wait_for(_wait_inactive(bus, unit, changed), 10)
-
-
-async def _wait_for_unit(
-    bus: SystemdBus, plan: LaunchPlan, job: str, changed: asyncio.Event
-) -> int:
+async def _wait_for_unit(bus: SystemdBus, plan: LaunchPlan, job: str, watch: UnitWatch) -> int:
     done = await bus.wait_job(job)
     if done.result != "done":
         await _raise_start_failure(bus, plan, done.result)
-    await _wait_inactive(bus, plan.unit, changed)
-    return (await _outcome(bus, plan.unit)).exit_status
+    await _wait_inactive(bus, plan.unit, watch)
+    return (await _outcome(bus, plan.unit, watch)).exit_status
 
 
-async def _outcome(bus: SystemdBus, unit: str) -> Outcome:
-    service = await bus.get_properties(unit_object_path(unit), SERVICE)
+async def _outcome(bus: SystemdBus, unit: str, watch: UnitWatch | None = None) -> Outcome:
+    """How the main process ended: from the signals that told the unit ended, else asked."""
+    values = watch.values if watch is not None else {}
+    if (
+        watch is None
+        or values.get("ActiveState") not in ENDED
+        or not all(name in values for name in OUTCOME)
+    ):
+        values = await bus.get_properties(unit_object_path(unit), SERVICE)
     return Outcome(
-        int(service["ExecMainCode"]), int(service["ExecMainStatus"]), str(service["Result"])
+        int(values["ExecMainCode"]), int(values["ExecMainStatus"]), str(values["Result"])
     )
 
 

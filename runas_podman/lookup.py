@@ -5,9 +5,27 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_NOT_FOUND, RunasError, UsageError, is_utf8, shown
-from .plan import ServiceUser, resolve_executable
+from .model import UNIT_SEARCH_PATH, LaunchPlan, ServiceUser
+
+if TYPE_CHECKING:
+    from .elevate import Caller, ElevateRequest
+
+
+def resolve_executable(
+    name: str, is_executable: Callable[[str], bool], search_path: Sequence[str] = UNIT_SEARCH_PATH
+) -> str | None:
+    """An absolute path for `name` (searched in systemd's fixed path), or None."""
+    if "/" in name:
+        return name if name.startswith("/") and is_executable(name) else None
+    for directory in search_path:
+        candidate = f"{directory}/{name}"
+        if is_executable(candidate):
+            return candidate
+    return None
 
 
 def checked_identity(value: str, what: str) -> str:
@@ -98,3 +116,55 @@ def slice_of(pid: int | str) -> str | None:
             if slices:
                 return slices[-1]
     return None
+
+
+def resolve_elevation(request: ElevateRequest, caller: Caller) -> tuple[LaunchPlan, int]:
+    """The plan and tint hue of a `runas` request: its names resolved on this system.
+
+    Shared by the CLI and the root broker, which both start from an ElevateRequest.
+    """
+    import dataclasses
+
+    from .elevate import ElevateOptions, build_elevate_plan, check_conflicts, tint_hue
+    from .plan import service_unit_name
+
+    user_given = request.user is not None
+    # --empower keeps the caller's own user; otherwise -u, or root. An empty -u is refused
+    # (checked_identity), never read as "not given".
+    target_name = (
+        caller.name if request.empower else ("root" if request.user is None else request.user)
+    )
+    group = group_name(request.group) if request.group is not None else None
+    try:
+        grp.getgrnam("empower")
+        empower_group = True
+    except KeyError:
+        empower_group = False
+    options = ElevateOptions(
+        command=request.command,
+        group=group,
+        chdir=request.chdir,
+        login=request.login,
+        via_shell=request.via_shell,
+        setenv=request.setenv,
+        preserve_env=request.preserve_env,
+        properties=request.properties,
+        unit=service_unit_name(request.unit, lambda: os.urandom(6).hex(), prefix="runas-"),
+        description=request.description,
+        slice=request.slice,
+        slice_inherit=request.slice_inherit,
+        nice=request.nice,
+        stdio=request.stdio,
+        background=request.background,
+        shell_prompt_prefix=request.shell_prompt_prefix,
+        lightweight=request.lightweight,
+        empower=request.empower,
+        empower_group_exists=empower_group,
+    )
+    check_conflicts(options, user_given)
+    target = service_user(target_name)
+    if request.command and not (request.via_shell or request.login):
+        path = executable(request.command[0])
+        options = dataclasses.replace(options, command=(path, *request.command[1:]))
+    plan = build_elevate_plan(options, caller, target)
+    return plan, tint_hue(target.uid == 0, options.empower)

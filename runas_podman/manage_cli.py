@@ -1,36 +1,42 @@
 """`runas-podman` commands that manage a service user: setup, doctor, its podman API, Quadlets.
 
-Registered on the main group by cli.py; their machinery is imported when they run.
+cli.py adds COMMANDS to its group; their machinery is imported when they run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from .cli import cli
 from .clirun import AsciiInt
 from .errors import RunasError
+
+if TYPE_CHECKING:
+    from .model import ServiceUser
 
 USER_OPTION = click.option("-u", "--user", required=True, metavar="USER", help="The service user.")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 
 
-def _run(coroutine: Any) -> Any:
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[object, object, T]) -> T:
     import asyncio  # not at the top: `runas-podman --version` must not import it
 
     return asyncio.run(coroutine)
 
 
-def _user(name: str) -> Any:
+def _user(name: str) -> ServiceUser:
     from . import lookup
 
     return lookup.service_user(name)
 
 
-@cli.command()
+@click.command()
 @USER_OPTION
 @click.option("--create", is_flag=True, help="Create the system user if it does not exist.")
 @click.option("--home", metavar="DIR", help="Home of a created user (default /var/lib/USER).")
@@ -54,7 +60,7 @@ def setup(user: str, create: bool, home: str | None, dry_run: bool) -> int:
     return 0
 
 
-@cli.command()
+@click.command()
 @USER_OPTION
 @JSON_OPTION
 def doctor(user: str, as_json: bool) -> int:
@@ -66,7 +72,7 @@ def doctor(user: str, as_json: bool) -> int:
     return 1 if failed(checks) else 0
 
 
-@cli.command()
+@click.command()
 @USER_OPTION
 @click.option("-a", "--all", "all_containers", is_flag=True, help="Also stopped containers.")
 @JSON_OPTION
@@ -78,7 +84,7 @@ def ps(user: str, all_containers: bool, as_json: bool) -> int:
     return 0
 
 
-@cli.command()
+@click.command()
 @USER_OPTION
 @JSON_OPTION
 def images(user: str, as_json: bool) -> int:
@@ -89,7 +95,7 @@ def images(user: str, as_json: bool) -> int:
     return 0
 
 
-@cli.command()
+@click.command()
 @USER_OPTION
 @click.argument("containers", nargs=-1, required=True)
 def inspect(user: str, containers: tuple[str, ...]) -> int:
@@ -100,7 +106,7 @@ def inspect(user: str, containers: tuple[str, ...]) -> int:
     return 0
 
 
-@cli.command()
+@click.command()
 @USER_OPTION
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
 @click.argument("container")
@@ -112,7 +118,7 @@ def logs(user: str, follow: bool, container: str) -> int:
     return 0
 
 
-@cli.command()
+@click.command()
 @USER_OPTION
 @click.option(
     "-t", "--time", "timeout", type=AsciiInt(0), metavar="SECONDS", help="Wait before SIGKILL."
@@ -127,7 +133,7 @@ def stop(user: str, timeout: int | None, containers: tuple[str, ...]) -> int:
     return 0
 
 
-@cli.command()
+@click.command()
 @USER_OPTION
 @click.option("-f", "--force", is_flag=True, help="Remove running containers too.")
 @click.argument("containers", nargs=-1, required=True)
@@ -140,12 +146,12 @@ def rm(user: str, force: bool, containers: tuple[str, ...]) -> int:
     return 0
 
 
-@cli.group()
+@click.group()
 def quadlet() -> None:
     """Install and drive USER's Quadlets (~/.config/containers/systemd/)."""
 
 
-async def _user_manager_jobs(user: Any, method: str, units: list[str]) -> list[str]:
+async def _user_manager_jobs(user: ServiceUser, method: str, units: list[str]) -> list[str]:
     from .systemd_bus import connected
     from .user_bus import connect_user_manager
 
@@ -162,15 +168,15 @@ async def _user_manager_jobs(user: Any, method: str, units: list[str]) -> list[s
         return results
 
 
-async def _reload(user: Any) -> None:
+async def _reload(user: ServiceUser) -> None:
     from .systemd_bus import connected
     from .user_bus import connect_user_manager
 
     async with connected(connect_user_manager(user)) as bus:
-        await bus.call("Reload")
+        await bus.reload()
 
 
-async def _states(user: Any, units: list[str]) -> dict[str, str]:
+async def _states(user: ServiceUser, units: list[str]) -> dict[str, str]:
     from .systemd_bus import connected
     from .user_bus import connect_user_manager
 
@@ -251,3 +257,7 @@ def quadlet_start(user: str, names: tuple[str, ...]) -> int:
 def quadlet_stop(user: str, names: tuple[str, ...]) -> int:
     """Stop the units of USER's Quadlets NAMES."""
     return _drive("StopUnit", user, names)
+
+
+# Added to the `runas-podman` group by cli.py (no import of cli here: no cycle).
+COMMANDS = (setup, doctor, ps, images, inspect, logs, stop, rm, quadlet)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from .errors import BusCallError, RunasError
-from .plan import ServiceUser
+from .model import ServiceUser
 
 
 def socket_path(user: ServiceUser) -> str:

@@ -11,8 +11,7 @@ import select
 import subprocess
 import time
 
-from .lookup import is_executable_file
-from .plan import resolve_executable
+from .lookup import is_executable_file, resolve_executable
 
 REGISTER_TIMEOUT = 10.0
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 
 from .errors import RunasError
-from .plan import ServiceUser
+from .model import ServiceUser
 
 
 def drop_to(user: ServiceUser) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .errors import RunasError
-from .plan import ServiceUser
+from .model import ServiceUser
 from .privileges import run_as
 
 GENERATORS = ("/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet")

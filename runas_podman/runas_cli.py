@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from . import __version__
 from .clirun import AsciiInt, run_cli
+
+if TYPE_CHECKING:
+    from .elevate import ElevateRequest
 
 PROG = "runas"
 EXIT_FAILURE = 1
@@ -108,20 +110,62 @@ def _boolean(value: str | None) -> bool | None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the equivalent systemd-run command line.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def runas(command: tuple[str, ...], **options: Any) -> int:
+def runas(
+    command: tuple[str, ...],
+    user: str | None,
+    group: str | None,
+    chdir: str | None,
+    login: bool,
+    via_shell: bool,
+    setenv: tuple[str, ...],
+    preserve_env: tuple[str, ...],
+    properties: tuple[str, ...],
+    unit: str | None,
+    description: str | None,
+    slice_: str | None,
+    slice_inherit: bool,
+    nice: int | None,
+    pty: bool,
+    pipe: bool,
+    background: str | None,
+    shell_prompt_prefix: str | None,
+    lightweight: str | None,
+    non_interactive: bool,
+    stdin_password: bool,
+    empower: bool,
+    dry_run: bool,
+) -> int:
     """Run COMMAND (default: the target user's login shell) with other privileges."""
-    return elevate(command, **options)  # lazily imported machinery lives below
+    from .elevate import ElevateRequest, choose_stdio
+
+    ttys = (os.isatty(0), os.isatty(1), os.isatty(2))
+    request = ElevateRequest(
+        command=command, user=user, group=group, chdir=chdir, login=login,
+        via_shell=via_shell, setenv=setenv, preserve_env=preserve_env,
+        properties=properties, unit=unit, description=description, slice=slice_,
+        slice_inherit=slice_inherit, nice=nice, stdio=choose_stdio(pty, pipe, *ttys),
+        background=background, shell_prompt_prefix=shell_prompt_prefix,
+        lightweight=_boolean(lightweight), empower=empower,
+    )  # fmt: skip
+    return elevate(request, ttys, dry_run, non_interactive, stdin_password)
 
 
-def elevate(command: tuple[str, ...], **options: Any) -> int:
+def elevate(
+    request: ElevateRequest,
+    ttys: tuple[bool, bool, bool],
+    dry_run: bool,
+    non_interactive: bool,
+    stdin_password: bool,
+) -> int:
+    """Plan the request here (so every usage error is found before anything starts),
+    then run it: directly through systemd (root, polkit) or through the root broker."""
     import socket
 
     from . import lookup
-    from .elevate import Caller, choose_stdio, decorations
+    from .elevate import PAM_FILE, Caller, decorations
     from .errors import RunasError
+    from .properties import systemd_run_command
 
-    ttys = [os.isatty(fd) for fd in (0, 1, 2)]
-    stdio = choose_stdio(options["pty"], options["pipe"], *ttys)
     caller = Caller(
         name=_user_name(os.getuid()),
         uid=os.getuid(),
@@ -132,95 +176,29 @@ def elevate(command: tuple[str, ...], **options: Any) -> int:
         hostname=socket.gethostname(),
         on_tty=any(ttys),
     )
-    plan, hue = plan_for(command, options, caller, stdio)
-    if options["dry_run"]:
-        click.echo(plan.systemd_run_command())
+    plan, hue = lookup.resolve_elevation(request, caller)
+    if dry_run:
+        click.echo(systemd_run_command(plan))
         return 0
-    from .elevate import PAM_FILE
-
     if not os.path.exists(PAM_FILE):
         raise RunasError(
             f"the PAM service file {PAM_FILE} is missing: install it with "
-            "`runas-podman install-pam` (see docs/elevation.md)"
+            "`runas-podman install-pam` (see runas --help)"
         )
     tint, title = decorations(
-        ttys[1], caller.environ, options["background"], hue, plan.argv, caller.hostname
+        ttys[1], caller.environ, request.background, hue, plan.argv, caller.hostname
     )
+    from .session import Terminal
+
+    terminal = Terminal(tint, title)
     from . import broker
 
-    if os.geteuid() != 0 and (options["stdin_password"] or not broker.polkit_installed()):
-        return broker.run_through_broker(
-            command,
-            options,
-            caller,
-            stdio,
-            tint,
-            title,
-            password_from_stdin=options["stdin_password"],
-        )
-    interactive = not options["non_interactive"] and os.geteuid() != 0
-    return _launch(plan, stdio, tint, title, interactive)
+    if os.geteuid() != 0 and (stdin_password or not broker.polkit_installed()):
+        return broker.run_through_broker(request, caller, terminal, stdin_password)
+    from .session import run_session
 
-
-def plan_for(
-    command: Sequence[str], options: Mapping[str, Any], caller: Any, stdio: str
-) -> tuple[Any, int]:
-    """The plan and tint hue for these options: shared by the CLI and the root broker.
-
-    `options` are the Click option values (or the same as JSON, from the broker).
-    """
-    import dataclasses
-    import grp
-
-    from . import lookup
-    from .elevate import ElevateOptions, build_elevate_plan, check_conflicts, tint_hue
-    from .plan import service_unit_name
-
-    def strings(name: str) -> tuple[str, ...]:
-        return tuple(options.get(name) or ())
-
-    user: str | None = options.get("user")
-    user_given = user is not None
-    # --empower keeps the caller's own user; otherwise -u, or root. An empty -u is refused
-    # (lookup.checked_identity), never read as "not given".
-    target_name = caller.name if options.get("empower") else ("root" if user is None else user)
-    group = options.get("group")
-    if group is not None:
-        group = lookup.group_name(group)
-    try:
-        grp.getgrnam("empower")
-        empower_group = True
-    except KeyError:
-        empower_group = False
-    nice = options.get("nice")
-    elevate_options = ElevateOptions(
-        command=tuple(command),
-        group=group,
-        chdir=options.get("chdir"),
-        login=bool(options.get("login")),
-        via_shell=bool(options.get("via_shell")),
-        setenv=strings("setenv"),
-        preserve_env=strings("preserve_env"),
-        properties=strings("properties"),
-        unit=service_unit_name(options.get("unit"), lambda: os.urandom(6).hex(), prefix="runas-"),
-        description=options.get("description"),
-        slice=options.get("slice_"),
-        slice_inherit=bool(options.get("slice_inherit")),
-        nice=int(nice) if nice is not None else None,
-        stdio=stdio,
-        background=options.get("background"),
-        shell_prompt_prefix=options.get("shell_prompt_prefix"),
-        lightweight=_boolean(options.get("lightweight")),
-        empower=bool(options.get("empower")),
-        empower_group_exists=empower_group,
-    )
-    check_conflicts(elevate_options, user_given)
-    target = lookup.service_user(target_name)
-    if command and not (elevate_options.via_shell or elevate_options.login):
-        path = lookup.executable(command[0])
-        elevate_options = dataclasses.replace(elevate_options, command=(path, *command[1:]))
-    plan = build_elevate_plan(elevate_options, caller, target)
-    return plan, tint_hue(target.uid == 0, elevate_options.empower)
+    interactive = not non_interactive and os.geteuid() != 0
+    return run_session(plan, interactive=interactive, terminal=terminal)
 
 
 def _user_name(uid: int) -> str:
@@ -237,39 +215,6 @@ def _cwd() -> str:
         return os.getcwd()
     except OSError:
         return "/"
-
-
-def _launch(plan: Any, stdio: str, tint: str | None, title: str | None, interactive: bool) -> int:
-    import asyncio
-
-    from .launcher import run_plan
-    from .polkit_agent import close_agent, open_agent
-    from .ptyfwd import PtyForwarder
-    from .systemd_bus import SystemdBus, connected
-
-    async def session() -> int:
-        async with connected(SystemdBus.connect_system()) as bus:
-            agent = open_agent() if interactive else None
-            forwarder = PtyForwarder(tint, title) if stdio == "pty" else None
-
-            def started() -> None:
-                close_agent(agent)  # authorization is over: the terminal is ours again
-                if forwarder is not None:
-                    forwarder.close_peer()
-                    forwarder.start()
-
-            try:
-                peer = (forwarder.peer,) * 3 if forwarder else None
-                return await run_plan(
-                    plan, bus, interactive=interactive,
-                    stdio=peer, tty_path=forwarder.path if forwarder else None, on_started=started,
-                )  # fmt: skip
-            finally:
-                if forwarder is not None:
-                    forwarder.stop()
-                close_agent(agent)
-
-    return asyncio.run(session())
 
 
 def main() -> NoReturn:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from .errors import BusCallError, RunasError, UsageError
-from .plan import ServiceUser
+from .model import ServiceUser
 from .systemd_bus import SystemdBus, connected
 
 SUBID_COUNT = 65536

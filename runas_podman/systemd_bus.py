@@ -20,7 +20,7 @@ from dbus_next.aio import MessageBus
 from dbus_next.constants import BusType, MessageFlag
 
 from .errors import BusCallError, RunasError
-from .unitprops import UnitProperty
+from .properties import StartCall, TransientUnit
 
 SYSTEMD = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
@@ -53,12 +53,18 @@ def unit_object_path(unit: str) -> str:
     return f"{MANAGER_PATH}/unit/{escaped}"
 
 
-@dataclass
-class FdProperty:
-    """A property whose value is an fd (signature 'h'), sent as an index into the message's fds."""
+class UnitWatch:
+    """A unit's PropertiesChanged signals: an event set on each, and the values they carried
+    (systemd sends ActiveState, ExecMainCode/Status and Result with their new values, so the
+    end of a unit is usually known without asking)."""
 
-    name: str
-    fd: int
+    def __init__(self) -> None:
+        self.changed = asyncio.Event()
+        self.values: dict[str, Any] = {}
+
+    def update(self, values: dict[str, Any]) -> None:
+        self.values.update({name: variant.value for name, variant in values.items()})
+        self.changed.set()
 
 
 @dataclass
@@ -76,7 +82,7 @@ class SystemdBus:
         self.description = description
         self.jobs_done: dict[str, JobResult] = {}
         self._job_waiters: dict[str, asyncio.Future[JobResult]] = {}
-        self._unit_watchers: dict[str, asyncio.Event] = {}
+        self._unit_watchers: dict[str, UnitWatch] = {}
         self._watching_jobs = False
         self._version: str | None = None
         bus.add_message_handler(self._on_message)
@@ -183,15 +189,15 @@ class SystemdBus:
         )
         await asyncio.gather(self.add_match(rule), self.call("Subscribe"))
 
-    async def watch_unit(self, unit: str) -> asyncio.Event:
-        """An event set whenever the unit's properties change (re-read them then)."""
+    async def watch_unit(self, unit: str) -> UnitWatch:
+        """The unit's property changes from now on (see UnitWatch)."""
         path = unit_object_path(unit)
-        event = self._unit_watchers.setdefault(path, asyncio.Event())
+        watch = self._unit_watchers.setdefault(path, UnitWatch())
         await self.add_match(
             f"type='signal',sender='{SYSTEMD}',path='{path}',"
             f"interface='{PROPERTIES}',member='PropertiesChanged'"
         )
-        return event
+        return watch
 
     def _on_message(self, message: Message) -> bool:
         if message.message_type != MessageType.SIGNAL:
@@ -206,7 +212,8 @@ class SystemdBus:
             if waiter is not None and not waiter.done():
                 waiter.set_result(done)
         elif message.member == "PropertiesChanged" and message.path in self._unit_watchers:
-            self._unit_watchers[message.path].set()
+            _interface, changed, _invalidated = message.body
+            self._unit_watchers[message.path].update(changed)
         return False
 
     async def wait_job(self, job: str) -> JobResult:
@@ -218,49 +225,47 @@ class SystemdBus:
 
     # --- units ----------------------------------------------------------------
 
-    async def start_transient_unit(
-        self,
-        name: str,
-        properties: Sequence[UnitProperty],
-        fd_properties: Sequence[FdProperty] = (),
-        extra_fds: Sequence[tuple[int, str]] = (),
-        *,
-        aux_units: Sequence[tuple[str, Sequence[UnitProperty], Sequence[FdProperty]]] = (),
-        interactive: bool = False,
-    ) -> str:
-        """StartTransientUnit(name, "fail", properties, aux): returns the job path.
+    async def start_transient_unit(self, call: StartCall, interactive: bool = False) -> str:
+        """StartTransientUnit(service, "fail", properties, aux units): returns the job path.
 
-        Auxiliary units are created in the same call (one authorization). The property
-        lists are built afresh for every call, with fds as indices into this message's
-        fd array.
+        Auxiliary units are created in the same call (one authorization). Values of
+        signature 'h' and 'a(hs)' are the caller's fds: each becomes an index into this
+        message's fd array (built afresh for every call: dbus-next rewrites Variants of
+        'h' to their index when sending).
         """
         fds: list[int] = []
 
-        def body_of(
-            props: Sequence[UnitProperty], fd_props: Sequence[FdProperty]
-        ) -> list[list[Any]]:
-            body = [[prop.name, Variant(prop.signature, prop.value)] for prop in props]
-            for fd_prop in fd_props:
-                fds.append(fd_prop.fd)
-                body.append([fd_prop.name, Variant("h", len(fds) - 1)])
+        def fd_index(fd: int) -> int:
+            fds.append(fd)
+            return len(fds) - 1
+
+        def body_of(unit: TransientUnit) -> list[list[Any]]:
+            body = []
+            for prop in unit.properties:
+                value = prop.value
+                if prop.signature == "h" and isinstance(value, int):
+                    value = fd_index(value)
+                elif prop.signature == "a(hs)" and isinstance(value, list):
+                    value = [[fd_index(fd), name] for fd, name in value]
+                body.append([prop.name, Variant(prop.signature, value)])
             return body
 
-        body_properties = body_of(properties, fd_properties)
-        if extra_fds:
-            entries = []
-            for fd, fd_name in extra_fds:
-                fds.append(fd)
-                entries.append([len(fds) - 1, fd_name])
-            body_properties.append(["ExtraFileDescriptors", Variant("a(hs)", entries)])
-        aux = [[aux_name, body_of(props, fd_props)] for aux_name, props, fd_props in aux_units]
+        service = body_of(call.service)
+        aux = [[unit.name, body_of(unit)] for unit in call.aux]
         (job,) = await self.call(
             "StartTransientUnit",
             "ssa(sv)a(sa(sv))",
-            [name, "fail", body_properties, aux],
+            [call.service.name, "fail", service, aux],
             unix_fds=fds,
             interactive=interactive,
         )
         return str(job)
+
+    async def reload(self) -> None:
+        await self.call("Reload")
+
+    async def enable_unit_files(self, units: Sequence[str]) -> None:
+        await self.call("EnableUnitFiles", "asbb", [list(units), False, True])
 
     async def run_job(self, method: str, unit: str) -> JobResult:
         """StartUnit/StopUnit/RestartUnit in mode replace, and wait for the job."""

@@ -392,6 +392,68 @@ _STRINGS = (
     "Description", "Slice", "PAMName", "TTYPath", "SyslogIdentifier", "User", "Group",
     "RootDirectory", "UtmpIdentifier", "StandardInput", "StandardOutput", "StandardError",
 )  # fmt: skip
+# ExecXYZ= prefixes as bus-unit-util reads them, and the flag each sets (in systemd's order).
+_EXEC_FLAGS = ("ignore-failure", "privileged", "no-setuid", "ambient", "no-env-expand")
+_EXEC_PREFIXES = {"-": "ignore-failure", ":": "no-env-expand", "+": "privileged"}
+
+
+def _exec_command(name: str, value: str) -> list[UnitProperty]:
+    """ExecStop= and friends: prefixes, then a command line (systemd's quoting).
+
+    As systemd-run does, a setting whose prefixes need more than ignore-failure is sent
+    as its `…Ex` twin with the flags as strings ("-:/bin/sh …" -> ExecStopEx).
+    """
+    flags: set[str] = set()
+    explicit_path = False
+    rest = value
+    while rest:
+        char = rest[0]
+        if char in _EXEC_PREFIXES and _EXEC_PREFIXES[char] not in flags:
+            flags.add(_EXEC_PREFIXES[char])
+        elif char == "@" and not explicit_path:
+            explicit_path = True
+        elif rest.startswith("!!") and "ambient" not in flags:
+            flags.add("ambient")
+            rest = rest[1:]
+        elif char == "!" and "no-setuid" not in flags:
+            flags.add("no-setuid")
+        else:
+            break
+        rest = rest[1:]
+    words = split_words(rest)
+    if not words or not words[0].startswith("/"):
+        raise PropertyValueError(f"'{value}' needs an absolute executable path")
+    path, argv = (words[0], words[1:]) if explicit_path else (words[0], words)
+    if not argv:
+        raise PropertyValueError(f"'{value}' gives no argv[0] after the @path")
+    ex = name.endswith("Ex") or bool(flags - {"ignore-failure"})
+    if ex:
+        field = name if name.endswith("Ex") else f"{name}Ex"
+        ordered = [flag for flag in _EXEC_FLAGS if flag in flags]
+        return [UnitProperty(field, "a(sasas)", [[path, argv, ordered]])]
+    return [UnitProperty(name, "a(sasb)", [[path, argv, "ignore-failure" in flags]])]
+
+
+_OPEN_FILE_FLAGS = {"read-only": 1, "append": 2, "truncate": 4, "graceful": 8}
+
+
+def _open_file(name: str, value: str) -> list[UnitProperty]:
+    """OpenFile=PATH[:NAME[:FLAGS]], ':' and '\\' escaped as systemd writes them."""
+    fields = value.split(":")
+    if len(fields) > 3 or not fields[0]:
+        raise PropertyValueError(f"'{value}' is not PATH[:NAME[:FLAGS]]")
+    path = fields[0].replace("\\x3a", ":").replace("\\\\", "\\")
+    if not path.startswith("/"):
+        raise PropertyValueError(f"'{value}': the path must be absolute")
+    fd_name = fields[1] if len(fields) > 1 and fields[1] else path.rsplit("/", 1)[-1]
+    bits = 0
+    for flag in filter(None, fields[2].split(",")) if len(fields) > 2 else ():
+        if flag not in _OPEN_FILE_FLAGS:
+            raise PropertyValueError(f"unknown OpenFile= flag '{flag}'")
+        bits |= _OPEN_FILE_FLAGS[flag]
+    return [UnitProperty(name, "a(sst)", [[path, fd_name.replace("\\x3a", ":"), bits]])]
+
+
 _BOOLEANS = (
     "NoNewPrivileges", "PrivateTmp", "PrivateDevices", "PrivateNetwork", "PrivateIPC",
     "PrivateMounts", "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
@@ -428,6 +490,18 @@ HANDLERS: dict[str, Handler] = {
     "LimitCPU": _limit(_seconds),
     "LimitRTTIME": _limit(parse_timespan_usec),
     "Environment": _environment,
+    **dict.fromkeys(
+        (
+            "ExecCondition",
+            "ExecStartPre",
+            "ExecStartPost",
+            "ExecReload",
+            "ExecStop",
+            "ExecStopPost",
+        ),
+        _exec_command,
+    ),
+    "OpenFile": _open_file,
     "UnsetEnvironment": _env_names,
     "PassEnvironment": _env_names,
     "Nice": _ranged_int(-20, 19),

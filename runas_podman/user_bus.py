@@ -19,7 +19,7 @@ from dbus_next.auth import AuthExternal
 from dbus_next.constants import BusType
 
 from .errors import BusCallError, RunasError
-from .plan import ServiceUser
+from .model import ServiceUser
 from .privileges import drop_to
 from .systemd_bus import (
     CALL_TIMEOUT,

@@ -24,7 +24,7 @@ from runas_podman.elevate import (
     window_title,
 )
 from runas_podman.errors import UsageError
-from runas_podman.plan import ServiceUser
+from runas_podman.model import ServiceUser, Stdio
 from runas_podman.ptyfwd import Tinter
 
 ROOT = ServiceUser("root", 0, 0, "root", "/root", "/bin/bash")
@@ -51,7 +51,7 @@ def plan_for(target: ServiceUser = TEST, caller: Caller = CALLER, **options: obj
      (True, True, (True, False, True), "pipe")],
 )  # fmt: skip
 def test_stdio_choice_as_run0(pty: bool, pipe: bool, ttys: tuple[bool, ...], mode: str) -> None:
-    assert choose_stdio(pty, pipe, *ttys) == mode
+    assert choose_stdio(pty, pipe, *ttys).value == mode
 
 
 def test_environment_is_an_allowlist() -> None:
@@ -66,7 +66,7 @@ def test_environment_is_an_allowlist() -> None:
 def test_term_only_where_a_terminal_is_involved() -> None:
     assert "TERM" not in dict(plan_for().environment)
     pty_env = dict(
-        plan_for(stdio="pty", caller=dataclasses.replace(CALLER, environ={})).environment
+        plan_for(stdio=Stdio.PTY, caller=dataclasses.replace(CALLER, environ={})).environment
     )
     assert pty_env["TERM"] == "dumb"
 

@@ -1,0 +1,161 @@
+"""The frozen types of a launch: who, what, where, and the fds it gets. No I/O, no logic
+beyond what keeps a value valid (every string of a plan is UTF-8, as D-Bus needs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import UsageError, is_utf8, shown
+from .unitprops import UnitProperty, parse_assignment
+
+# systemd's own fixed search path for units (its default PATH), so the caller's
+# $PATH never decides which binary runs in the unit.
+UNIT_SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# dbus-daemon's default max_message_unix_fds (kept by Debian's system bus).
+MAX_FDS_PER_MESSAGE = 16
+# systemd versions that brought a feature (feature detection reads the manager's Version).
+OPEN_FILE_SINCE = 253
+EXTRA_FDS_SINCE = 257
+OPEN_FILE_FLAGS = {"read-only": 1, "append": 2, "truncate": 4, "graceful": 8}
+
+
+class Manager(enum.Enum):
+    """Which service manager runs the unit."""
+
+    SYSTEM = "system"  # PID 1, with User=
+    USER = "user"  # the target user's own systemd --user
+
+
+class Stdio(enum.Enum):
+    """How the command's stdin/stdout/stderr are connected (systemd-run --pipe / --pty)."""
+
+    PIPE = "pipe"  # the caller's own fds
+    PTY = "pty"  # a pseudo-terminal the client forwards
+
+
+@dataclass(frozen=True)
+class ServiceUser:
+    name: str
+    uid: int
+    gid: int
+    group: str
+    home: str
+    shell: str = "/bin/sh"
+
+    @property
+    def runtime_dir(self) -> str:
+        return f"/run/user/{self.uid}"
+
+    @property
+    def user_manager_unit(self) -> str:
+        return f"user@{self.uid}.service"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One `NAME=VALUE` as systemd-run -p takes it, and the D-Bus properties it sets."""
+
+    text: str
+    properties: tuple[UnitProperty, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Assignment:
+        return cls(text, tuple(parse_assignment(text)))
+
+    @property
+    def name(self) -> str:
+        return self.text.partition("=")[0]
+
+
+def escape_open_file_field(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\x3a")
+
+
+@dataclass(frozen=True)
+class OpenFile:
+    """`--open-file PATH[:NAME[:FLAGS]]`: the manager opens PATH and passes it as an fd."""
+
+    path: str
+    name: str
+    flags: tuple[str, ...] = ()
+
+    @property
+    def flag_bits(self) -> int:
+        return sum(OPEN_FILE_FLAGS[flag] for flag in self.flags)
+
+    @property
+    def assignment(self) -> str:
+        """As systemd's OpenFile= takes it: ':' and '\\' in the path escaped."""
+        text = escape_open_file_field(self.path) + ":" + escape_open_file_field(self.name)
+        return text + (":" + ",".join(self.flags) if self.flags else "")
+
+
+@dataclass(frozen=True)
+class PassFd:
+    """`--pass-fd N[:NAME]`: an fd the caller holds, sent over D-Bus."""
+
+    fd: int
+    name: str
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything about the unit that does not depend on the session running it."""
+
+    unit: str
+    manager: Manager
+    user: ServiceUser
+    argv: tuple[str, ...]  # argv[0] is an absolute path
+    description: str
+    assignments: tuple[Assignment, ...]
+    environment: tuple[tuple[str, str], ...] = ()
+    open_files: tuple[OpenFile, ...] = ()
+    pass_fds: tuple[PassFd, ...] = ()
+    stdio: Stdio = Stdio.PIPE
+
+    def __post_init__(self) -> None:
+        # Every string of the plan goes over D-Bus, which carries UTF-8 only: refuse here,
+        # with a name for it, rather than fail in the marshaller half-way through a launch.
+        texts = [("the user", self.user.name), ("the unit name", self.unit)]
+        texts += [(f"argument {i}" if i else "the command", a) for i, a in enumerate(self.argv)]
+        texts += [(f"environment variable {name}", value) for name, value in self.environment]
+        texts += [(f"-p {a.name}", a.text) for a in self.assignments]
+        texts += [("--open-file", f"{f.path}:{f.name}") for f in self.open_files]
+        texts += [("--pass-fd name", p.name) for p in self.pass_fds]
+        texts.append(("the description", self.description))
+        for what, text in texts:
+            if not is_utf8(text):
+                raise UsageError(
+                    f"{what} {shown(text)} is not valid UTF-8: D-Bus strings are UTF-8 "
+                    "(hand such bytes over in a file or an fd instead)"
+                )
+
+    @property
+    def fd_names(self) -> tuple[str, ...]:
+        """Names of the passed fds as the command sees them, fd 3 first.
+
+        systemd (257) hands out ExtraFileDescriptors before OpenFile= fds.
+        """
+        return tuple(p.name for p in self.pass_fds) + tuple(f.name for f in self.open_files)
+
+    def with_argv(self, argv: Sequence[str]) -> LaunchPlan:
+        return dataclasses.replace(self, argv=tuple(argv))
+
+    def required_systemd(self) -> list[tuple[str, int]]:
+        """(feature, version) pairs this plan needs from the manager."""
+        needs = []
+        if self.open_files:
+            needs.append(("--open-file (OpenFile=)", OPEN_FILE_SINCE))
+        if self.pass_fds:
+            needs.append(("--pass-fd (ExtraFileDescriptors)", EXTRA_FDS_SINCE))
+        return needs
+
+
+def parse_systemd_version(text: str) -> int:
+    """257 from '257.13-1~deb13u1' (the manager's Version property)."""
+    match = re.match(r"[^0-9]*([0-9]+)", text)
+    return int(match.group(1)) if match else 0

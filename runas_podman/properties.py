@@ -1,0 +1,161 @@
+"""THE place where a launch becomes a unit.
+
+A LaunchPlan (what to run, as whom, where) plus a Session (what the running client adds:
+its stdio or pty, its lifeline, the manager's version) becomes every property of the
+StartTransientUnit call, for the service and for its lifeline, and the same service as a
+`systemd-run` command line. Nothing else in the package names a unit property it sets; a
+unit test renders every plan both ways and holds them equal, property by property.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from .model import LaunchPlan, Manager, Stdio
+from .unitprops import UnitProperty
+
+LIFELINE_SUFFIX = "-lifeline.service"
+# Properties of the service with no systemd-run equivalent (the lifeline is ours).
+DBUS_ONLY = frozenset({"BindsTo"})
+
+
+def lifeline_unit_name(unit: str) -> str:
+    return unit.removesuffix(".service") + LIFELINE_SUFFIX
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a running client adds to a plan. fds are the client's own descriptors."""
+
+    stdio_fds: tuple[int, int, int] = (0, 1, 2)  # the unit's stdin, stdout, stderr
+    tty_path: str | None = None  # the pty whose peer is in stdio_fds (Stdio.PTY)
+    lifeline_fd: int | None = None  # read end of the lifeline pipe; None: no lifeline
+    cat: str = "/usr/bin/cat"  # the lifeline's program
+
+
+@dataclass(frozen=True)
+class TransientUnit:
+    """One unit of a StartTransientUnit call. A property of signature 'h' holds an fd
+    number, 'a(hs)' (fd, name) pairs: systemd_bus turns them into the message's fds."""
+
+    name: str
+    properties: tuple[UnitProperty, ...]
+
+
+@dataclass(frozen=True)
+class StartCall:
+    service: TransientUnit
+    aux: tuple[TransientUnit, ...] = ()
+
+    @property
+    def fd_count(self) -> int:
+        """How many fds the message carries (one D-Bus message takes at most 16)."""
+        count = 0
+        for unit in (self.service, *self.aux):
+            for prop in unit.properties:
+                if prop.signature == "h":
+                    count += 1
+                elif prop.signature == "a(hs)" and isinstance(prop.value, list):
+                    count += len(prop.value)
+        return count
+
+
+def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]:
+    """Every property of the service unit, in the order systemd-run would send them."""
+    properties = [
+        UnitProperty("Description", "s", plan.description),
+        UnitProperty("AddRef", "b", True),  # systemd-run --wait
+        UnitProperty("CollectMode", "s", "inactive-or-failed"),  # --collect
+    ]
+    for assignment in plan.assignments:
+        properties.extend(assignment.properties)
+    if plan.environment:
+        properties.append(
+            UnitProperty("Environment", "as", [f"{k}={v}" for k, v in plan.environment])
+        )
+    if plan.open_files:
+        entries = [[f.path, f.name, f.flag_bits] for f in plan.open_files]
+        properties.append(UnitProperty("OpenFile", "a(sst)", entries))
+    if plan.pass_fds:
+        properties.append(
+            UnitProperty("ExtraFileDescriptors", "a(hs)", [[p.fd, p.name] for p in plan.pass_fds])
+        )
+    stdin, stdout, stderr = session.stdio_fds
+    properties += [
+        UnitProperty("StandardInputFileDescriptor", "h", stdin),
+        UnitProperty("StandardOutputFileDescriptor", "h", stdout),
+        UnitProperty("StandardErrorFileDescriptor", "h", stderr),
+    ]
+    if session.tty_path is not None:
+        properties.append(UnitProperty("TTYPath", "s", session.tty_path))
+    # ExecStartEx with no-env-expand: arguments reach the command verbatim ($$, $HOME).
+    properties.append(
+        UnitProperty(
+            "ExecStartEx", "a(sasas)", [[plan.argv[0], list(plan.argv), ["no-env-expand"]]]
+        )
+    )
+    if session.lifeline_fd is not None:
+        # BindsTo: when the lifeline stops (the client is gone), so does the service.
+        properties.append(UnitProperty("BindsTo", "as", [lifeline_unit_name(plan.unit)]))
+    return properties
+
+
+def lifeline_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]:
+    """A `cat` reading a pipe only the client writes to: it ends when the client does."""
+    assert session.lifeline_fd is not None
+    properties = [
+        UnitProperty("Description", "s", f"runas-podman lifeline of {plan.unit}"),
+        UnitProperty("Type", "s", "simple"),  # nothing waits for cat to exec
+        UnitProperty("CollectMode", "s", "inactive-or-failed"),
+        UnitProperty("StandardInputFileDescriptor", "h", session.lifeline_fd),
+        UnitProperty("StandardOutput", "s", "null"),
+        UnitProperty("StandardError", "s", "null"),
+        UnitProperty("NoNewPrivileges", "b", True),
+        UnitProperty("ExecStart", "a(sasb)", [[session.cat, [session.cat], False]]),
+    ]
+    if plan.manager is Manager.SYSTEM:  # no need for root to read a pipe
+        properties.append(UnitProperty("User", "s", plan.user.name))
+    return properties
+
+
+def start_call(plan: LaunchPlan, session: Session) -> StartCall:
+    """The whole StartTransientUnit call: the service, and its lifeline in the same call
+    (one polkit authorization for both)."""
+    service = TransientUnit(plan.unit, tuple(service_properties(plan, session)))
+    if session.lifeline_fd is None:
+        return StartCall(service)
+    lifeline = TransientUnit(
+        lifeline_unit_name(plan.unit), tuple(lifeline_properties(plan, session))
+    )
+    return StartCall(service, (lifeline,))
+
+
+# --- the same unit as a systemd-run command line ------------------------------------------
+
+
+def systemd_run_argv(plan: LaunchPlan) -> list[str]:
+    """The systemd-run invocation that starts the same service (without the lifeline)."""
+    argv = ["systemd-run"]
+    if plan.manager is Manager.USER:
+        argv += [f"--machine={plan.user.name}@", "--user"]
+    stdio = "--pty" if plan.stdio is Stdio.PTY else "--pipe"
+    argv += [
+        f"--unit={plan.unit}",
+        f"--description={plan.description}",
+        "--wait", stdio, "--quiet", "--collect", "--expand-environment=no",
+    ]  # fmt: skip
+    argv += [f"--property={assignment.text}" for assignment in plan.assignments]
+    argv += [f"--setenv={name}={value}" for name, value in plan.environment]
+    argv += [f"--property=OpenFile={f.assignment}" for f in plan.open_files]
+    argv += ["--", *plan.argv]
+    return argv
+
+
+def systemd_run_command(plan: LaunchPlan) -> str:
+    command = shlex.join(systemd_run_argv(plan))
+    if plan.pass_fds:
+        # ExtraFileDescriptors cannot be given to systemd-run: say so where it shows.
+        passed = " ".join(f"{p.fd}:{p.name}" for p in plan.pass_fds)
+        command += f"  # without --pass-fd {passed}: systemd-run cannot pass fds"
+    return command

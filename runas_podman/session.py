@@ -1,0 +1,89 @@
+"""The one session runner: a plan, a connection to its manager, and what the client adds
+around the launch (a polkit agent, a pty forwarder). Used by `runas-podman`, by `runas`
+and by the root broker alike; it is the only place that calls asyncio.run for a launch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .launcher import run_plan
+from .model import LaunchPlan, Manager, Stdio
+from .systemd_bus import SystemdBus, connected
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """How a pty session looks on the caller's terminal (elevate.decorations)."""
+
+    tint: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A session for a client elsewhere (the broker's caller): its stdio fds, its pty, and
+    a watch the runner starts in its loop; the future it returns ends the session."""
+
+    stdio_fds: tuple[int, int, int]
+    tty_path: str | None
+    watch_client: Callable[[], asyncio.Future[int]]
+    on_started: Callable[[], None]
+
+
+def run_session(
+    plan: LaunchPlan,
+    *,
+    interactive: bool = False,
+    terminal: Terminal | None = None,
+    remote: Remote | None = None,
+) -> int:
+    """Run `plan` to its end and return the status to exit with.
+
+    Local: the unit gets the caller's stdio, or a pty forwarded to the caller's terminal
+    (plan.stdio), and with `interactive` a polkit agent on that terminal until systemd
+    has answered. `remote`: the unit gets the remote client's fds instead.
+    """
+    return asyncio.run(_session(plan, interactive, terminal or Terminal(), remote))
+
+
+async def _session(
+    plan: LaunchPlan, interactive: bool, terminal: Terminal, remote: Remote | None
+) -> int:
+    from .polkit_agent import close_agent, open_agent
+    from .ptyfwd import PtyForwarder
+
+    if plan.manager is Manager.USER:
+        from .user_bus import connect_user_manager
+
+        connecting = connect_user_manager(plan.user)
+    else:
+        connecting = SystemdBus.connect_system()
+    async with connected(connecting) as bus:
+        if remote is not None:
+            return await run_plan(
+                plan, bus, stdio_fds=remote.stdio_fds, tty_path=remote.tty_path,
+                on_started=remote.on_started, stop_when=remote.watch_client(),
+            )  # fmt: skip
+        agent = open_agent() if interactive else None
+        forwarder = PtyForwarder(terminal.tint, terminal.title) if plan.stdio is Stdio.PTY else None
+
+        def started() -> None:
+            close_agent(agent)  # authorization is over: the terminal is ours again
+            if forwarder is not None:
+                forwarder.close_peer()
+                forwarder.start()
+
+        try:
+            if forwarder is None:
+                return await run_plan(plan, bus, interactive=interactive, on_started=started)
+            return await run_plan(
+                plan, bus, stdio_fds=(forwarder.peer,) * 3, tty_path=forwarder.path,
+                interactive=interactive, on_started=started,
+            )  # fmt: skip
+        finally:
+            if forwarder is not None:
+                forwarder.stop()
+            close_agent(agent)

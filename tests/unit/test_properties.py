@@ -1,0 +1,82 @@
+"""properties.py: the one place where a plan and a session become the unit(s)."""
+
+from __future__ import annotations
+
+from runas_podman.elevate import Caller, ElevateOptions, build_elevate_plan
+from runas_podman.model import Manager, OpenFile, PassFd, ServiceUser, Stdio
+from runas_podman.plan import build_service_plan, parse_assignments, podman_plan
+from runas_podman.properties import (
+    Session,
+    lifeline_unit_name,
+    start_call,
+    systemd_run_argv,
+)
+from tests.unit.systemd_run_model import assert_same_unit
+
+TEST = ServiceUser("test", 1000, 1000, "test", "/home/test", "/bin/bash")
+CALLER = Caller("alice", 1001, 1001, "/srv", {"TERM": "xterm"}, "user.slice", "host", True)
+
+
+def plans() -> list:  # type: ignore[type-arg]
+    base = {"user": TEST, "unit": "u.service"}
+    return [
+        build_service_plan(argv=["/usr/bin/id"], manager=Manager.SYSTEM, **base),  # type: ignore[arg-type]
+        build_service_plan(
+            argv=["/usr/bin/env"],
+            manager=Manager.USER,
+            environment=[("A", "1 2")],
+            assignments=parse_assignments(["MemoryMax=1G", "Environment=B=3"]),
+            open_files=[OpenFile("/etc/a:b", "one", ("read-only",))],
+            **base,  # type: ignore[arg-type]
+        ),
+        podman_plan(
+            build_service_plan(
+                argv=["/usr/bin/podman", "run", "--rm", "img", "true"],
+                manager=Manager.SYSTEM,
+                pass_fds=[PassFd(5, "db")],
+                **base,  # type: ignore[arg-type]
+            )
+        ),
+        build_elevate_plan(
+            ElevateOptions(
+                command=("/usr/bin/id",),
+                unit="runas-x.service",
+                stdio=Stdio.PTY,
+                properties=("Nice=5",),
+            ),
+            CALLER,
+            TEST,
+        ),
+    ]
+
+
+def test_every_plan_is_the_same_unit_both_ways() -> None:
+    for plan in plans():
+        assert_same_unit(plan)
+
+
+def test_the_lifeline_travels_in_the_same_call() -> None:
+    plan = plans()[0]
+    call = start_call(plan, Session(stdio_fds=(0, 1, 2), lifeline_fd=9, cat="/usr/bin/cat"))
+    (lifeline,) = call.aux
+    assert lifeline.name == lifeline_unit_name("u.service") == "u-lifeline.service"
+    props = {p.name: p.value for p in lifeline.properties}
+    assert props["StandardInputFileDescriptor"] == 9
+    assert props["User"] == "test"  # no need for root to read a pipe
+    service = {p.name: p.value for p in call.service.properties}
+    assert service["BindsTo"] == ["u-lifeline.service"]
+    assert call.fd_count == 4
+
+
+def test_passed_fds_are_counted_and_named() -> None:
+    plan = plans()[2]
+    call = start_call(plan, Session(lifeline_fd=9))
+    service = {p.name: p.value for p in call.service.properties}
+    assert service["ExtraFileDescriptors"] == [[5, "db"]]
+    assert call.fd_count == 5
+    assert "--pass-fd" not in " ".join(systemd_run_argv(plan))
+
+
+def test_no_lifeline_no_aux_unit() -> None:
+    call = start_call(plans()[0], Session())
+    assert call.aux == () and "BindsTo" not in {p.name for p in call.service.properties}
