@@ -1,104 +1,121 @@
-"""Launch overhead of runas-podman against systemd-run doing the same job, in one run.
+"""Launch cost of runas-podman and runas against systemd's own tools doing the same job.
 
-Run inside the testbed (`./dev bench [N]`). Each repetition runs every pair back to
-back, alternating which goes first, so drift on the machine hits both sides alike.
-Prints medians and ours/systemd-run ratios; nothing here is a pass/fail threshold.
+Run inside the testbed (`./dev bench [N]`). Each repetition runs every pair back to back,
+alternating which goes first, so drift on the machine hits both sides alike. Prints
+medians, ratios and the work ratio (ours minus the Python floor, over the tool), the
+40-way concurrency row, and where one launch spends its time (benchmarks/breakdown.py).
+Nothing here is a pass/fail threshold.
 """
 
 from __future__ import annotations
 
-import re
+import json
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-USER_PROPS = [
-    "-p", "User=test",
-    "-p", "Requires=user@1000.service",
-    "-p", "After=user@1000.service",
-    "-p", "Environment=XDG_RUNTIME_DIR=/run/user/1000",
-]  # fmt: skip
-PODMAN_TRUE = ["run", "--rm", "localhost/busybox", "true"]
+PYTHON = sys.executable
+USER_UNIT = ["-p", "User=test", "-p", "Requires=user@1000.service",
+             "-p", "After=user@1000.service", "-E", "XDG_RUNTIME_DIR=/run/user/1000"]  # fmt: skip
+PODMAN_TRUE = ["run", "--rm", "--network=none", "localhost/busybox", "true"]
+FLOOR = [PYTHON, "-c", "import asyncio, click, dbus_next.aio"]
 CASES = [
     (
-        "exec true",
+        "exec -u test -- true",
         ["runas-podman", "exec", "-u", "test", "--", "true"],
-        ["systemd-run", "--wait", "--pipe", "--quiet", "-p", "User=test", "true"],
+        ["systemd-run", *USER_UNIT, "--wait", "--pipe", "--quiet", "true"],
     ),
     (
-        "podman run --rm busybox true",
+        "podman -u test -- run --rm … true",
         ["runas-podman", "podman", "-u", "test", "--", *PODMAN_TRUE],
-        ["systemd-run", "--wait", "--pipe", "--quiet", "--collect", *USER_PROPS,
-         "podman", *PODMAN_TRUE],
+        ["systemd-run", *USER_UNIT, "--wait", "--pipe", "--quiet", "/usr/bin/podman",
+         *PODMAN_TRUE],
     ),
     (
-        "exec true --via user",
+        "exec --via user true",
         ["runas-podman", "exec", "-u", "test", "--via", "user", "--", "true"],
         ["systemd-run", "--machine=test@", "--user", "--wait", "--pipe", "--quiet", "true"],
     ),
-    (
-        "--version",
-        ["runas-podman", "--version"],
-        ["systemd-run", "--version"],
-    ),
-    (
-        "runas -u test true / run0",
-        ["runas", "-u", "test", "true"],
-        ["run0", "-u", "test", "true"],
-    ),
-    (
-        "runas --version / run0",
-        ["runas", "--version"],
-        ["run0", "--version"],
-    ),
+    ("runas true / run0 --pipe true", ["runas", "true"], ["run0", "--pipe", "true"]),
+    ("runas-podman --version", ["runas-podman", "--version"], ["systemd-run", "--version"]),
+    ("runas --version", ["runas", "--version"], ["run0", "--version"]),
 ]  # fmt: skip
+CONCURRENT = 40
 
 
 def timed(argv: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    return (time.perf_counter() - started) * 1000
 
 
-def import_cost_ms() -> dict[str, float]:
-    """Cumulative import time of the CLI module and of its heaviest imports."""
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import runas_podman.cli"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    costs: dict[str, float] = {}
-    for line in result.stderr.splitlines():
-        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S+)", line)
-        if match and match.group(2) in ("runas_podman.cli", "click", "dbus_next", "podman", "pam"):
-            costs[match.group(2)] = int(match.group(1)) / 1000
-    return costs
+def concurrent_wall_ms(argv: list[str], count: int) -> float:
+    started = time.perf_counter()
+    running = [
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+    statuses = [process.wait() for process in running]
+    if any(statuses):
+        raise SystemExit(f"{argv[0]}: {sum(map(bool, statuses))} of {count} runs failed")
+    return (time.perf_counter() - started) * 1000
+
+
+def breakdown(repetitions: int) -> list[tuple[str, float]]:
+    """Median time of each phase of one exec (from benchmarks/breakdown.py)."""
+    script = str(Path(__file__).with_name("breakdown.py"))
+    samples: list[dict[str, float]] = []
+    for _ in range(repetitions):
+        result = subprocess.run(
+            [PYTHON, script, "exec", "-u", "test", "--", "true"],
+            capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        samples.append(json.loads(result.stdout.splitlines()[-1]))
+    phases = list(samples[0])
+    ends = [statistics.median(sample[phase] for sample in samples) for phase in phases]
+    return [
+        (phase, end - (ends[i - 1] if i else 0))
+        for i, (phase, end) in enumerate(zip(phases, ends, strict=True))
+    ]
 
 
 def main() -> None:
-    repetitions = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    samples: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n, _, _ in CASES}
+    repetitions = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     for _name, ours, theirs in CASES:  # warm caches (podman storage, page cache) once
         timed(ours)
         timed(theirs)
+    floor_samples: list[float] = []
+    samples: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n, _, _ in CASES}
     for i in range(repetitions):
+        floor_samples.append(timed(FLOOR))
         for name, ours, theirs in CASES:
             first, second = (ours, theirs) if i % 2 == 0 else (theirs, ours)
             t_first, t_second = timed(first), timed(second)
             t_ours, t_theirs = (t_first, t_second) if i % 2 == 0 else (t_second, t_first)
             samples[name][0].append(t_ours)
             samples[name][1].append(t_theirs)
-    print(f"{repetitions} interleaved repetitions; medians in ms")
-    print(f"{'case':32} {'runas-podman':>13} {'systemd-run':>12} {'ratio':>7}")
+    floor = statistics.median(floor_samples)
+    print(f"{repetitions} interleaved repetitions, medians in ms; the Python floor "
+          f"(`python -c 'import asyncio, click, dbus_next.aio'`): {floor:.1f} ms")  # fmt: skip
+    print("| case | ours | systemd's tool | ratio | work ratio (ours - floor) / tool |")
+    print("| --- | --- | --- | --- | --- |")
     for name, (ours_t, theirs_t) in samples.items():
-        ours_ms, theirs_ms = statistics.median(ours_t) * 1000, statistics.median(theirs_t) * 1000
-        print(f"{name:32} {ours_ms:13.1f} {theirs_ms:12.1f} {ours_ms / theirs_ms:7.2f}")
-    costs = import_cost_ms()
-    print(
-        "python -X importtime, cumulative ms: "
-        + ", ".join(f"{k} {v:.1f}" for k, v in costs.items())
-    )
-    print("(dbus_next, podman and pam absent above = not imported by `runas-podman --version`)")
+        ours_ms, theirs_ms = statistics.median(ours_t), statistics.median(theirs_t)
+        work = "-" if "version" in name else f"{(ours_ms - floor) / theirs_ms:.2f}"
+        print(f"| {name} | {ours_ms:.1f} | {theirs_ms:.1f} | {ours_ms / theirs_ms:.2f} | {work} |")
+    ours_wall = concurrent_wall_ms(CASES[0][1], CONCURRENT)
+    theirs_wall = concurrent_wall_ms(CASES[0][2], CONCURRENT)
+    floor_wall = concurrent_wall_ms(FLOOR, CONCURRENT)
+    print(f"| {CONCURRENT} concurrent exec, wall time | {ours_wall:.0f} | {theirs_wall:.0f} | "
+          f"{ours_wall / theirs_wall:.2f} | - |")  # fmt: skip
+    print(f"({CONCURRENT} concurrent Python floors alone: {floor_wall:.0f} ms wall)")
+    print()
+    print(f"Where one `runas-podman exec -u test -- true` spends its time (median of "
+          f"{repetitions}, in-process timestamps):")  # fmt: skip
+    for phase, duration in breakdown(repetitions):
+        print(f"  {duration:6.1f} ms  {phase}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ cli.py adds COMMANDS to its group; their machinery is imported when they run.
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
@@ -186,13 +185,15 @@ async def _states(user: ServiceUser, units: list[str]) -> dict[str, str]:
 
 @quadlet.command("install")
 @USER_OPTION
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-def quadlet_install(user: str, files: tuple[Path, ...]) -> int:
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def quadlet_install(user: str, files: tuple[str, ...]) -> int:
     """Validate FILES with podman's generator, install them, reload USER's manager."""
+    from pathlib import Path  # not at the top: `runas-podman --version` must stay light
+
     from . import quadlet as quadlets
 
     target = _user(user)
-    installed = quadlets.install(target, files)
+    installed = quadlets.install(target, [Path(file) for file in files])
     _run(_reload(target))
     for name, units in installed.items():
         click.echo(f"installed {name}: {', '.join(units)}")
