@@ -252,12 +252,17 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
         check_open_files_for_root(plan)
     if package == "podman":
         plan = podman_plan(plan)
-    if options.dry_run:
-        click.echo(systemd_run_command(plan))
-        return 0
-    if options.backend == "systemd-run":
+    if options.dry_run or options.backend == "systemd-run":
+        from .session import manager_version
+
+        version, note = manager_version(plan)
+        if options.dry_run:
+            if note is not None:
+                click.echo(f"{PROG}: note: {note}", err=True)
+            click.echo(systemd_run_command(plan, version))
+            return 0
         systemd_run = lookup.executable("systemd-run", "systemd")
-        os.execv(systemd_run, systemd_run_argv(plan))
+        os.execv(systemd_run, systemd_run_argv(plan, version))
     from .launcher import check_passed_fds
 
     check_passed_fds(plan)  # before this process opens fds of its own

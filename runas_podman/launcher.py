@@ -24,7 +24,8 @@ from .properties import Session, start_call
 from .signals import on_terminating_signals, remove_signal_handlers
 from .systemd_bus import SERVICE, SystemdBus, UnitWatch, unit_object_path
 
-CLD_EXITED = 1  # ExecMainCode: else killed (2) or dumped (3), by signal ExecMainStatus
+CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3  # ExecMainCode (0: it never ran)
+FIRST_SYSTEMD_EXIT_CODE = 200  # 200 and up: systemd failed before the command ran
 # systemd's EXIT_* codes for failures before the command ran (systemd.exec(5)).
 SETUP_FAILURES = {
     200: "changing to the working directory", 202: "setting up the passed file descriptors",
@@ -116,6 +117,7 @@ async def run_plan(
         session = Session(
             stdio_fds=stdio_fds, tty_path=tty_path, lifeline_fd=lifeline.read_fd,
             cat=lookup.executable("cat", "coreutils"),
+            manager_version=parse_systemd_version(version.result()),
         )  # fmt: skip
         try:
             job = await bus.start_transient_unit(start_call(plan, session), interactive)
@@ -190,7 +192,7 @@ async def _wait_inactive(bus: SystemdBus, unit: str, watch: UnitWatch) -> None:
 async def _wait_for_unit(bus: SystemdBus, plan: LaunchPlan, job: str, watch: UnitWatch) -> int:
     done = await bus.wait_job(job)
     if done.result != "done":
-        await _raise_start_failure(bus, plan, done.result)
+        return await _start_failure(bus, plan, done.result)
     await _wait_inactive(bus, plan.unit, watch)
     return (await _outcome(bus, plan.unit, watch)).exit_status
 
@@ -209,8 +211,9 @@ async def _outcome(bus: SystemdBus, unit: str, watch: UnitWatch | None = None) -
     )
 
 
-async def _raise_start_failure(bus: SystemdBus, plan: LaunchPlan, job_result: str) -> None:
-    """Explain why the start job failed, in one line."""
+async def _start_failure(bus: SystemdBus, plan: LaunchPlan, job_result: str) -> int:
+    """The command's own status if it ran (systemd 252 fails the start job of a Type=exec
+    unit whose command exits non-zero at once); else why the start failed, in one line."""
     if job_result == "dependency" and plan.manager.value == "system":
         manager_unit = plan.user.user_manager_unit
         raise RunasError(
@@ -218,6 +221,11 @@ async def _raise_start_failure(bus: SystemdBus, plan: LaunchPlan, job_result: st
             f"see `systemctl status {manager_unit}` and `journalctl -u {manager_unit}`"
         )
     outcome = await _outcome(bus, plan.unit)
+    ran = outcome.code in (CLD_KILLED, CLD_DUMPED) or (
+        outcome.code == CLD_EXITED and 0 < outcome.status < FIRST_SYSTEMD_EXIT_CODE
+    )
+    if job_result == "failed" and ran:
+        return outcome.exit_status  # the command ran: a status or a signal of its own
     if outcome.code == CLD_EXITED and outcome.status == 202 and plan.open_files:
         paths = ", ".join(f.path for f in plan.open_files)
         raise RunasError(

@@ -16,6 +16,9 @@ from .model import LaunchPlan, Manager, Stdio
 from .unitprops import UnitProperty
 
 LIFELINE_SUFFIX = "-lifeline.service"
+# systemd versions that changed what a unit may say (the manager's Version decides).
+LIGHT_SESSION_CLASSES_SINCE = 256  # user-light, background-light, user-early (run0's)
+EXPAND_ENVIRONMENT_OPTION_SINCE = 254  # systemd-run --expand-environment=
 # Properties of the service with no systemd-run equivalent (the lifeline is ours).
 DBUS_ONLY = frozenset({"BindsTo"})
 
@@ -32,6 +35,7 @@ class Session:
     tty_path: str | None = None  # the pty whose peer is in stdio_fds (Stdio.PTY)
     lifeline_fd: int | None = None  # read end of the lifeline pipe; None: no lifeline
     cat: str = "/usr/bin/cat"  # the lifeline's program
+    manager_version: int | None = None  # None: the newest systemd
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,9 @@ def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]
     ]
     for assignment in plan.assignments:
         properties.extend(assignment.properties)
-    if plan.environment:
-        properties.append(
-            UnitProperty("Environment", "as", [f"{k}={v}" for k, v in plan.environment])
-        )
+    environment = environment_for(plan, session.manager_version)
+    if environment:
+        properties.append(UnitProperty("Environment", "as", environment))
     if plan.open_files:
         entries = [[f.path, f.name, f.flag_bits] for f in plan.open_files]
         properties.append(UnitProperty("OpenFile", "a(sst)", entries))
@@ -99,6 +102,22 @@ def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]
         # BindsTo: when the lifeline stops (the client is gone), so does the service.
         properties.append(UnitProperty("BindsTo", "as", [lifeline_unit_name(plan.unit)]))
     return properties
+
+
+def session_class_for(klass: str, version: int | None) -> str:
+    """A pam_systemd session class the manager knows: before 256 there are no light
+    classes and no user-early (pam_systemd 252 fails the session, and the unit hangs)."""
+    if version is None or version >= LIGHT_SESSION_CLASSES_SINCE:
+        return klass
+    klass = klass.removesuffix("-light")
+    return "user" if klass == "user-early" else klass
+
+
+def environment_for(plan: LaunchPlan, version: int | None) -> list[str]:
+    return [
+        f"{name}={session_class_for(value, version) if name == 'XDG_SESSION_CLASS' else value}"
+        for name, value in plan.environment
+    ]
 
 
 def lifeline_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]:
@@ -134,8 +153,9 @@ def start_call(plan: LaunchPlan, session: Session) -> StartCall:
 # --- the same unit as a systemd-run command line ------------------------------------------
 
 
-def systemd_run_argv(plan: LaunchPlan) -> list[str]:
-    """The systemd-run invocation that starts the same service (without the lifeline)."""
+def systemd_run_argv(plan: LaunchPlan, version: int | None = None) -> list[str]:
+    """The systemd-run invocation that starts the same service (without the lifeline),
+    for a systemd-run (and manager) of `version` (None: the newest)."""
     argv = ["systemd-run"]
     if plan.manager is Manager.USER:
         argv += [f"--machine={plan.user.name}@", "--user"]
@@ -143,17 +163,22 @@ def systemd_run_argv(plan: LaunchPlan) -> list[str]:
     argv += [
         f"--unit={plan.unit}",
         f"--description={plan.description}",
-        "--wait", stdio, "--quiet", "--collect", "--expand-environment=no",
+        "--wait", stdio, "--quiet", "--collect",
     ]  # fmt: skip
+    command = list(plan.argv)
+    if version is None or version >= EXPAND_ENVIRONMENT_OPTION_SINCE:
+        argv.append("--expand-environment=no")
+    else:  # no such option: "$$" is systemd's own escape for a verbatim "$"
+        command = [arg.replace("$", "$$") for arg in command]
     argv += [f"--property={assignment.text}" for assignment in plan.assignments]
-    argv += [f"--setenv={name}={value}" for name, value in plan.environment]
+    argv += [f"--setenv={entry}" for entry in environment_for(plan, version)]
     argv += [f"--property=OpenFile={f.assignment}" for f in plan.open_files]
-    argv += ["--", *plan.argv]
+    argv += ["--", *command]
     return argv
 
 
-def systemd_run_command(plan: LaunchPlan) -> str:
-    command = shlex.join(systemd_run_argv(plan))
+def systemd_run_command(plan: LaunchPlan, version: int | None = None) -> str:
+    command = shlex.join(systemd_run_argv(plan, version))
     if plan.pass_fds:
         # ExtraFileDescriptors cannot be given to systemd-run: say so where it shows.
         passed = " ".join(f"{p.fd}:{p.name}" for p in plan.pass_fds)

@@ -178,7 +178,12 @@ def elevate(
     )
     plan, hue = lookup.resolve_elevation(request, caller)
     if dry_run:
-        click.echo(systemd_run_command(plan))
+        from .session import manager_version
+
+        version, note = manager_version(plan)
+        if note is not None:
+            click.echo(f"{PROG}: note: {note}", err=True)
+        click.echo(systemd_run_command(plan, version))
         return 0
     if not os.path.exists(PAM_FILE):
         raise RunasError(

@@ -87,3 +87,44 @@ async def _session(
             if forwarder is not None:
                 forwarder.stop()
             close_agent(agent)
+
+
+def manager_version(plan: LaunchPlan) -> tuple[int | None, str | None]:
+    """The systemd version a `systemd-run` line for `plan` is rendered for, and a note when
+    it is not the manager's own: the manager's Version over the bus, else the local
+    systemd-run's, else the newest (None)."""
+    import contextlib
+    import shutil
+    import subprocess
+
+    from .errors import RunasError
+    from .model import parse_systemd_version
+
+    async def ask() -> int:
+        if plan.manager is Manager.USER:
+            from .user_bus import connect_user_manager
+
+            connecting = connect_user_manager(plan.user)
+        else:
+            connecting = SystemdBus.connect_system()
+        async with connected(connecting) as bus:
+            return parse_systemd_version(await bus.manager_version())
+
+    with contextlib.suppress(RunasError, OSError):
+        return asyncio.run(ask()), None
+    systemd_run = shutil.which("systemd-run")
+    if systemd_run is not None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            text = subprocess.run(
+                [systemd_run, "--version"], capture_output=True, text=True, timeout=10
+            ).stdout
+            version = parse_systemd_version(text)
+            if version:
+                return version, (
+                    f"the service manager did not answer: rendered for the local "
+                    f"systemd-run {version}"
+                )
+    return (
+        None,
+        "neither the service manager nor systemd-run answered: rendered for the newest systemd",
+    )

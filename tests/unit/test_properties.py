@@ -8,6 +8,8 @@ from runas_podman.plan import build_service_plan, parse_assignments, podman_plan
 from runas_podman.properties import (
     Session,
     lifeline_unit_name,
+    service_properties,
+    session_class_for,
     start_call,
     systemd_run_argv,
 )
@@ -80,3 +82,29 @@ def test_passed_fds_are_counted_and_named() -> None:
 def test_no_lifeline_no_aux_unit() -> None:
     call = start_call(plans()[0], Session())
     assert call.aux == () and "BindsTo" not in {p.name for p in call.service.properties}
+
+
+def test_rendering_for_systemd_252() -> None:
+    plan = build_service_plan(
+        argv=["/bin/sh", "-c", "echo $HOME $$"], manager=Manager.SYSTEM, user=TEST,
+        unit="u.service",
+    )  # fmt: skip
+    argv = systemd_run_argv(plan, 252)
+    assert "--expand-environment=no" not in argv  # systemd-run 252 has no such option
+    assert argv[argv.index("--") + 1 :] == ["/bin/sh", "-c", "echo $$HOME $$$$"]
+    assert "--expand-environment=no" in systemd_run_argv(plan, 254)
+
+
+def test_session_classes_the_manager_knows() -> None:
+    assert session_class_for("background-light", 252) == "background"
+    assert session_class_for("user-early-light", 255) == "user"
+    assert session_class_for("user-early", 252) == "user"
+    assert session_class_for("background-light", 256) == "background-light"
+    assert session_class_for("user-light", None) == "user-light"
+    root = ServiceUser("root", 0, 0, "root", "/root", "/bin/bash")
+    options = ElevateOptions(command=("/usr/bin/id",), unit="runas-x.service", stdio=Stdio.PTY)
+    plan = build_elevate_plan(options, CALLER, root)
+    klass = dict(plan.environment)["XDG_SESSION_CLASS"]
+    assert klass == "user-early-light"
+    old = {p.name: p.value for p in service_properties(plan, Session(manager_version=252))}
+    assert "XDG_SESSION_CLASS=user" in old["Environment"]  # type: ignore[operator]
