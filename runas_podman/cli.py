@@ -262,6 +262,7 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
             click.echo(systemd_run_command(plan, version))
             return 0
         systemd_run = lookup.executable("systemd-run", "systemd")
+        systemd_run_command(plan, version)  # refuses what systemd-run cannot express
         os.execv(systemd_run, systemd_run_argv(plan, version))
     from .launcher import check_passed_fds
 

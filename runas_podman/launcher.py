@@ -13,14 +13,17 @@ caller needs no second authorization. It works the same on both kinds of manager
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import lookup
 from .errors import EXIT_CANNOT_EXECUTE, BusCallError, RunasError
-from .model import MAX_FDS_PER_MESSAGE, LaunchPlan, parse_systemd_version
-from .properties import Session, start_call
+from .model import MAX_FDS_PER_MESSAGE, LaunchPlan, Manager, OpenFile, parse_systemd_version
+from .properties import Relay, Session, needs_relay, start_call
 from .signals import on_terminating_signals, remove_signal_handlers
 from .systemd_bus import SERVICE, SystemdBus, UnitWatch, unit_object_path
 
@@ -68,6 +71,74 @@ class Lifeline:
             self.write_fd = -1
 
 
+class FdRelay:
+    """Secret fds for a manager without OpenFile=/ExtraFileDescriptors (fdrelay.py): the
+    files opened here (as the caller for PID 1, as the user for the user's manager, with
+    the rights the manager itself would have used), sent with the real stdin over a
+    socket that is the unit's stdin."""
+
+    def __init__(self, plan: LaunchPlan) -> None:
+        from . import fdrelay
+
+        self.plan = plan
+        self.script = fdrelay.__file__
+        self.secrets: list[tuple[int, str]] = [(p.fd, p.name) for p in plan.pass_fds]
+        self.opened: list[int] = []
+        try:
+            for open_file in plan.open_files:
+                fd = self._open(open_file)
+                if fd is not None:
+                    self.opened.append(fd)
+                    self.secrets.append((fd, open_file.name))
+        except BaseException:
+            self.close_opened()
+            raise
+        self.ours, self.unit_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def _open(self, open_file: OpenFile) -> int | None:
+        from .privileges import open_as
+
+        flags = os.O_CLOEXEC | os.O_NOCTTY
+        if "read-only" in open_file.flags:
+            flags |= os.O_RDONLY
+        elif "append" in open_file.flags:
+            flags |= os.O_WRONLY | os.O_APPEND
+        elif "truncate" in open_file.flags:
+            flags |= os.O_WRONLY | os.O_TRUNC
+        else:
+            flags |= os.O_RDWR
+        try:
+            if self.plan.manager is Manager.USER:
+                return open_as(self.plan.user, open_file.path, flags)
+            return os.open(open_file.path, flags)
+        except OSError as error:
+            if "graceful" in open_file.flags:
+                return None
+            raise RunasError(
+                f"could not open --open-file {open_file.path} ({error.strerror}): check that "
+                "it exists, or add the graceful flag (PATH:NAME:graceful) to skip a missing one"
+            ) from None
+
+    def spec(self) -> Relay:
+        return Relay(sys.executable, self.script, self.unit_end.fileno())
+
+    def close_unit_end(self) -> None:
+        self.unit_end.close()  # systemd holds it now
+
+    def send(self, stdin: int) -> None:
+        header = json.dumps({"names": [name for _fd, name in self.secrets]}).encode()
+        try:
+            socket.send_fds(self.ours, [header], [stdin, *(fd for fd, _n in self.secrets)])
+        finally:
+            self.ours.close()
+            self.close_opened()
+
+    def close_opened(self) -> None:
+        for fd in self.opened:
+            os.close(fd)
+        self.opened.clear()
+
+
 def check_passed_fds(plan: LaunchPlan) -> None:
     """Call before this process opens any fd of its own: fd N must be the caller's."""
     # stdio, the lifeline's pipe (its aux unit travels in the same message), the passed fds
@@ -113,16 +184,22 @@ async def run_plan(
         watching = asyncio.ensure_future(bus.watch_unit(plan.unit))
         version = asyncio.ensure_future(bus.manager_version())
         await asyncio.gather(watching, version, bus.watch_jobs())
-        check_features(plan, version.result(), bus.description)
+        manager_version = parse_systemd_version(version.result())
+        relay = FdRelay(plan) if needs_relay(plan, manager_version) else None
         session = Session(
             stdio_fds=stdio_fds, tty_path=tty_path, lifeline_fd=lifeline.read_fd,
-            cat=lookup.executable("cat", "coreutils"),
-            manager_version=parse_systemd_version(version.result()),
+            cat=lookup.executable("cat", "coreutils"), manager_version=manager_version,
+            relay=relay.spec() if relay is not None else None,
         )  # fmt: skip
         try:
             job = await bus.start_transient_unit(start_call(plan, session), interactive)
         except BusCallError as error:
             raise _start_error(error, plan.unit, bus.description) from None
+        finally:
+            if relay is not None:
+                relay.close_unit_end()
+        if relay is not None:
+            relay.send(stdio_fds[0])  # the unit's relay waits for this before the command
         lifeline.close_read_end()  # systemd holds it now; the write end stays ours alone
         if on_started is not None:
             on_started()
@@ -143,16 +220,6 @@ async def run_plan(
     finally:
         remove_signal_handlers(loop)
         lifeline.close()  # cat sees EOF and exits: the lifeline unit ends and is collected
-
-
-def check_features(plan: LaunchPlan, version_text: str, manager: str) -> None:
-    """Refuse, before anything starts, what the manager's systemd is too old for."""
-    version = parse_systemd_version(version_text)
-    for feature, since in plan.required_systemd():
-        if version < since:
-            raise RunasError(
-                f"{feature} needs systemd {since} or newer; {manager} runs systemd {version}"
-            )
 
 
 def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:

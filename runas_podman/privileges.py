@@ -53,3 +53,36 @@ def run_as(user: ServiceUser, action: Callable[[], bytes], what: str) -> bytes:
     if os.waitstatus_to_exitcode(wait_status) != 0:
         raise RunasError(f"{what} as {user.name}: {payload.decode(errors='replace')}")
     return payload
+
+
+def open_as(user: ServiceUser, path: str, flags: int) -> int:
+    """`path` opened with `user`'s rights (in a child that dropped to it): the fd, passed
+    back over a socket, or OSError as the user got it."""
+    import socket
+
+    if os.geteuid() == user.uid:
+        return os.open(path, flags)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        status = 0
+        try:
+            ours.close()
+            drop_to(user)
+            fd = os.open(path, flags)
+            socket.send_fds(theirs, [b"ok"], [fd])
+        except OSError as error:
+            theirs.sendall(f"{error.errno}".encode())
+            status = 1
+        finally:
+            os._exit(status)
+    theirs.close()
+    try:
+        data, fds, _flags, _address = socket.recv_fds(ours, 64, 1)
+    finally:
+        ours.close()
+        os.waitpid(pid, 0)
+    if fds:
+        return fds[0]
+    code = int(data or b"5")
+    raise OSError(code, os.strerror(code), path)

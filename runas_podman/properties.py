@@ -12,7 +12,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from .model import LaunchPlan, Manager, Stdio
+from .errors import UsageError
+from .model import OPEN_FILE_SINCE, LaunchPlan, Manager, Stdio
 from .unitprops import UnitProperty
 
 LIFELINE_SUFFIX = "-lifeline.service"
@@ -28,6 +29,16 @@ def lifeline_unit_name(unit: str) -> str:
 
 
 @dataclass(frozen=True)
+class Relay:
+    """Secret fds through fdrelay.py, for a manager without OpenFile=/ExtraFileDescriptors:
+    the unit's stdin is `socket_fd`, and the relay runs first, with `python -I -S`."""
+
+    python: str
+    script: str
+    socket_fd: int
+
+
+@dataclass(frozen=True)
 class Session:
     """What a running client adds to a plan. fds are the client's own descriptors."""
 
@@ -36,6 +47,7 @@ class Session:
     lifeline_fd: int | None = None  # read end of the lifeline pipe; None: no lifeline
     cat: str = "/usr/bin/cat"  # the lifeline's program
     manager_version: int | None = None  # None: the newest systemd
+    relay: Relay | None = None  # secret fds through the relay instead of the properties
 
 
 @dataclass(frozen=True)
@@ -77,14 +89,17 @@ def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]
     environment = environment_for(plan, session.manager_version)
     if environment:
         properties.append(UnitProperty("Environment", "as", environment))
-    if plan.open_files:
+    relay = session.relay
+    if plan.open_files and relay is None:
         entries = [[f.path, f.name, f.flag_bits] for f in plan.open_files]
         properties.append(UnitProperty("OpenFile", "a(sst)", entries))
-    if plan.pass_fds:
+    if plan.pass_fds and relay is None:
         properties.append(
             UnitProperty("ExtraFileDescriptors", "a(hs)", [[p.fd, p.name] for p in plan.pass_fds])
         )
     stdin, stdout, stderr = session.stdio_fds
+    if relay is not None:
+        stdin = relay.socket_fd  # the real stdin travels to the relay with the secrets
     properties += [
         UnitProperty("StandardInputFileDescriptor", "h", stdin),
         UnitProperty("StandardOutputFileDescriptor", "h", stdout),
@@ -93,11 +108,10 @@ def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]
     if session.tty_path is not None:
         properties.append(UnitProperty("TTYPath", "s", session.tty_path))
     # ExecStartEx with no-env-expand: arguments reach the command verbatim ($$, $HOME).
-    properties.append(
-        UnitProperty(
-            "ExecStartEx", "a(sasas)", [[plan.argv[0], list(plan.argv), ["no-env-expand"]]]
-        )
-    )
+    argv = list(plan.argv)
+    if relay is not None:
+        argv = [relay.python, "-I", "-S", relay.script, "--", *argv]
+    properties.append(UnitProperty("ExecStartEx", "a(sasas)", [[argv[0], argv, ["no-env-expand"]]]))
     if session.lifeline_fd is not None:
         # BindsTo: when the lifeline stops (the client is gone), so does the service.
         properties.append(UnitProperty("BindsTo", "as", [lifeline_unit_name(plan.unit)]))
@@ -177,7 +191,18 @@ def systemd_run_argv(plan: LaunchPlan, version: int | None = None) -> list[str]:
     return argv
 
 
+def needs_relay(plan: LaunchPlan, version: int | None) -> bool:
+    """Whether the manager lacks a property the plan's secret fds need (fdrelay.py)."""
+    return version is not None and any(version < since for _f, since in plan.required_systemd())
+
+
 def systemd_run_command(plan: LaunchPlan, version: int | None = None) -> str:
+    if plan.open_files and needs_relay(plan, version):
+        raise UsageError(
+            f"--open-file cannot be written as a systemd-run line for systemd {version} "
+            f"(OpenFile= needs {OPEN_FILE_SINCE}); runas-podman itself passes the files "
+            "through its fd relay: run it without --dry-run"
+        )
     command = shlex.join(systemd_run_argv(plan, version))
     if plan.pass_fds:
         # ExtraFileDescriptors cannot be given to systemd-run: say so where it shows.

@@ -290,20 +290,24 @@ def test_parse_systemd_version() -> None:
     assert parse_systemd_version("") == 0
 
 
-def test_feature_detection_names_feature_and_version() -> None:
-    from runas_podman.errors import RunasError
-    from runas_podman.launcher import check_features
+def test_secret_fds_go_through_the_relay_where_the_manager_lacks_the_properties() -> None:
+    from runas_podman.properties import Relay, needs_relay
 
     plan = system_plan(pass_fds=[PassFd(3, "x")], open_files=[OpenFile("/a", "a")])
-    check_features(plan, "257.13-1~deb13u1", "the system bus")  # new enough: no error
-    with pytest.raises(RunasError) as caught:
-        check_features(plan, "255.4-1", "the system bus")
-    assert caught.value.message == (
-        "--pass-fd (ExtraFileDescriptors) needs systemd 257 or newer; "
-        "the system bus runs systemd 255"
-    )
-    with pytest.raises(RunasError, match=r"--open-file \(OpenFile=\) needs systemd 253"):
-        check_features(plan, "252.39", "the system bus")
+    assert not needs_relay(plan, 257) and not needs_relay(plan, None)
+    assert needs_relay(plan, 256) and needs_relay(plan, 252)
+    assert not needs_relay(system_plan(open_files=[OpenFile("/a", "a")]), 253)
+    session = Session(relay=Relay("/usr/bin/python3", "/opt/fdrelay.py", 7))
+    props = {p.name: p.value for p in service_properties(plan, session)}
+    assert "OpenFile" not in props and "ExtraFileDescriptors" not in props
+    assert props["StandardInputFileDescriptor"] == 7
+    assert props["ExecStartEx"] == [[
+        "/usr/bin/python3",
+        ["/usr/bin/python3", "-I", "-S", "/opt/fdrelay.py", "--", *plan.argv],
+        ["no-env-expand"],
+    ]]  # fmt: skip
+    with pytest.raises(UsageError, match="cannot be written as a systemd-run line"):
+        systemd_run_command(plan, 252)
 
 
 def test_bytes_that_are_not_utf8_are_refused_with_a_name() -> None:
