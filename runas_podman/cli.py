@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 import click
 
 from . import __version__
-from .clirun import run_cli
+from .clirun import AsciiInt, run_cli
 from .errors import RunasError, UsageError
 
 if TYPE_CHECKING:
@@ -36,6 +36,13 @@ class LaunchOptions(NamedTuple):  # not a dataclass: keeps `dataclasses` off --v
     backend: str
     open_files: tuple[str, ...]
     pass_fds: tuple[str, ...]
+    slice_: str | None
+    nice: int | None
+    working_directory: str | None
+    quiet: bool
+    no_ask_password: bool
+    pty: bool
+    json: str | None
 
 
 def launch_options(function: F) -> F:
@@ -44,11 +51,27 @@ def launch_options(function: F) -> F:
         click.option("-u", "--user", required=True, metavar="USER",
                      help="Service user to run as (name or uid)."),
         click.option("--via", type=click.Choice(["auto", "system", "user"]), default="auto",
-                     show_default=True, help="Service manager that runs the unit (docs/cli.md)."),
+                     show_default=True,
+                     help="Service manager that runs the unit: PID 1 with User=, or USER's own; "
+                          "auto: USER's own when USER runs this."),
         click.option("-p", "--property", "properties", multiple=True, metavar="NAME=VALUE",
                      help="Unit property, systemctl set-property syntax; repeatable."),
-        click.option("--setenv", multiple=True, metavar="NAME[=VALUE]",
+        click.option("-E", "--setenv", multiple=True, metavar="NAME[=VALUE]",
                      help="Environment variable for the command; NAME alone copies yours."),
+        click.option("--slice", "slice_", metavar="SLICE", help="Slice of the unit (Slice=)."),
+        click.option("--nice", type=AsciiInt(-20, 19), metavar="NICE",
+                     help="Nice level of the command (Nice=)."),
+        click.option("-D", "--working-directory", metavar="DIR",
+                     help="Working directory of the command (WorkingDirectory=; ~ for home)."),
+        click.option("-t", "--pty", is_flag=True,
+                     help="Run the command on a pseudo-terminal (e.g. podman run -it)."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="Print no summary (run time, CPU, memory, IO) when the command ends."),
+        click.option("--no-ask-password", is_flag=True,
+                     help="Never ask for polkit authorization interactively."),
+        click.option("--json", type=click.Choice(["short", "pretty", "off"]), metavar="MODE",
+                     help="Print the unit name and invocation ID as JSON (short|pretty) once "
+                          "the unit has started."),
         click.option("--unit", metavar="NAME", help="Unit name (default runas-podman-RANDOM)."),
         click.option("--description", metavar="TEXT", help="Unit description."),
         click.option("--dry-run", is_flag=True,
@@ -78,11 +101,11 @@ def cli() -> None:
     """Run podman, or any command, as a service user through systemd."""
 
 
-@cli.command(context_settings=COMMAND_SETTINGS)
+@cli.command(context_settings=COMMAND_SETTINGS, short_help="Run podman as USER.")
 @launch_options
 @click.argument("podman_args", nargs=-1, type=click.UNPROCESSED)
 def podman(podman_args: tuple[str, ...], **options: Any) -> int:
-    """Run `podman PODMAN_ARGS...` as USER (e.g. -- run --rm IMAGE CMD)."""
+    """Run `podman PODMAN_ARGS...` as USER, for example `-- run --rm IMAGE CMD`."""
     if not podman_args:
         raise UsageError("no podman arguments given (e.g. runas-podman podman -u USER -- ps)")
     return launch(LaunchOptions(**options), ("podman", *podman_args), package="podman")
@@ -214,8 +237,10 @@ def exec_command(command: tuple[str, ...], **options: Any) -> int:
 
 
 def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> int:
+    import dataclasses
+
     from . import lookup
-    from .model import Manager
+    from .model import Manager, Stdio
     from .plan import (
         build_service_plan,
         parse_assignments,
@@ -227,7 +252,15 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     )
     from .properties import systemd_run_argv, systemd_run_command
 
-    assignments = parse_assignments(options.properties)
+    settings = []
+    if options.slice_:
+        name = options.slice_ if options.slice_.endswith(".slice") else f"{options.slice_}.slice"
+        settings.append(f"Slice={name}")
+    if options.nice is not None:
+        settings.append(f"Nice={options.nice}")
+    if options.working_directory:
+        settings.append(f"WorkingDirectory={options.working_directory}")
+    assignments = parse_assignments([*settings, *options.properties])
     environment = parse_setenv(options.setenv, dict(os.environ))
     open_files = [parse_open_file(text) for text in options.open_files]
     pass_fds = [parse_pass_fd(text) for text in options.pass_fds]
@@ -252,6 +285,8 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
         check_open_files_for_root(plan)
     if package == "podman":
         plan = podman_plan(plan)
+    if options.pty:
+        plan = dataclasses.replace(plan, stdio=Stdio.PTY)
     if options.dry_run or options.backend == "systemd-run":
         from .session import manager_version
 
@@ -267,9 +302,13 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     from .launcher import check_passed_fds
 
     check_passed_fds(plan)  # before this process opens fds of its own
-    from .session import run_session
+    from .session import Report, run_session
 
-    return run_session(plan)
+    interactive = not options.no_ask_password and os.geteuid() != 0 and os.isatty(0)
+    # The summary is for people: on a terminal, unless -q (scripts read stderr clean).
+    summary = not options.quiet and os.isatty(2)
+    json_mode = None if options.json in (None, "off") else options.json
+    return run_session(plan, interactive=interactive, report=Report(json_mode, summary))
 
 
 def check_open_files_for_root(plan: LaunchPlan) -> None:

@@ -25,7 +25,7 @@ from .errors import EXIT_CANNOT_EXECUTE, BusCallError, RunasError
 from .model import MAX_FDS_PER_MESSAGE, LaunchPlan, Manager, OpenFile, parse_systemd_version
 from .properties import Relay, Session, needs_relay, start_call
 from .signals import on_terminating_signals, remove_signal_handlers
-from .systemd_bus import SERVICE, SystemdBus, UnitWatch, unit_object_path
+from .systemd_bus import SERVICE, UNIT, SystemdBus, UnitWatch, unit_object_path
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3  # ExecMainCode (0: it never ran)
 FIRST_SYSTEMD_EXIT_CODE = 200  # 200 and up: systemd failed before the command ran
@@ -168,6 +168,8 @@ async def run_plan(
     interactive: bool = False,
     on_started: Callable[[], None] | None = None,
     stop_when: asyncio.Future[int] | None = None,
+    json: str | None = None,
+    summary: bool = False,
 ) -> int:
     """Start the plan's unit, wait for it, return the exit status to leave with.
 
@@ -203,12 +205,17 @@ async def run_plan(
         lifeline.close_read_end()  # systemd holds it now; the write end stays ours alone
         if on_started is not None:
             on_started()
+        if json is not None:
+            await _print_json(bus, plan.unit, watching.result(), pretty=json == "pretty")
         watch = watching.result()
         waiting = asyncio.ensure_future(_wait_for_unit(bus, plan, job, watch))
         stoppers = [interrupted] if stop_when is None else [interrupted, stop_when]
         await asyncio.wait([waiting, *stoppers], return_when=asyncio.FIRST_COMPLETED)
         if waiting.done():
-            return waiting.result()
+            status = waiting.result()
+            if summary:
+                await _print_summary(bus, plan.unit)
+            return status
         waiting.cancel()
         # Told to stop: end the lifeline, and BindsTo= stops the unit with it.
         lifeline.close()
@@ -309,3 +316,59 @@ async def _start_failure(bus: SystemdBus, plan: LaunchPlan, job_result: str) -> 
         f"{plan.unit} failed to start (job {job_result}, result {outcome.result}): "
         f"see `journalctl -u {plan.unit}`"
     )
+
+
+async def _print_json(bus: SystemdBus, unit: str, watch: UnitWatch, pretty: bool) -> None:
+    """As systemd-run --json: the unit and its invocation ID, as soon as systemd has
+    assigned it (when the unit starts; its PropertiesChanged signals carry it)."""
+    while True:
+        watch.changed.clear()
+        raw = watch.values.get("InvocationID")
+        if not raw and watch.values.get("ActiveState") not in (None, "inactive", "activating"):
+            raw = await bus.get_property(unit_object_path(unit), UNIT, "InvocationID")
+        if raw or watch.values.get("ActiveState") in ENDED:
+            break
+        await watch.changed.wait()
+    document = {"unit": unit, "invocation_id": bytes(raw or b"").hex()}
+    text = json.dumps(document, indent=2 if pretty else None)
+    os.write(1, (text + "\n").encode())
+
+
+async def _print_summary(bus: SystemdBus, unit: str) -> None:
+    values = await bus.get_properties(unit_object_path(unit), SERVICE)
+    os.write(2, (summary_line(unit, values) + "\n").encode())
+
+
+UNSET = 2**64 - 1  # systemd's "not known" for counters and timestamps
+
+
+def _size(value: object) -> str | None:
+    if not isinstance(value, int) or value >= UNSET:
+        return None
+    for unit, factor in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= factor:
+            return f"{value / factor:.1f}{unit}"
+    return f"{value}B"
+
+
+def _span(usec: int) -> str:
+    return f"{usec / 1_000_000:.3f}s" if usec >= 1_000_000 else f"{usec / 1000:.0f}ms"
+
+
+def summary_line(unit: str, values: dict[str, object]) -> str:
+    """One line like systemd-run's summary after --wait: result, run time, CPU, memory, IO."""
+    parts = [f"{unit}: {values.get('Result', '?')}"]
+    start = values.get("ExecMainStartTimestampMonotonic")
+    end = values.get("ExecMainExitTimestampMonotonic")
+    if isinstance(start, int) and isinstance(end, int) and 0 < start <= end:
+        parts.append(f"ran {_span(end - start)}")
+    cpu = values.get("CPUUsageNSec")
+    if isinstance(cpu, int) and cpu < UNSET:
+        parts.append(f"CPU {_span(cpu // 1000)}")
+    memory = _size(values.get("MemoryPeak"))
+    if memory is not None:
+        parts.append(f"memory peak {memory}")
+    read, written = _size(values.get("IOReadBytes")), _size(values.get("IOWriteBytes"))
+    if read is not None and written is not None:
+        parts.append(f"IO read {read}, written {written}")
+    return "runas-podman: " + ", ".join(parts)

@@ -5,8 +5,8 @@ cli.py adds COMMANDS to its group; their machinery is imported when they run.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,10 +17,24 @@ if TYPE_CHECKING:
     from .model import ServiceUser
 
 USER_OPTION = click.option("-u", "--user", required=True, metavar="USER", help="The service user.")
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
-
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_options(default: str = "table") -> Callable[[F], F]:
+    """podman's `--format json|table`, and `--json` as the older alias of `--format json`."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--json", "output_format", flag_value="json", help="Same as --format json."
+        )(function)
+        return click.option(
+            "--format", "output_format", type=click.Choice(["json", "table"]), default=default,
+            show_default=True, help="Output format: json for scripts, table for people.",
+        )(function)  # fmt: skip
+
+    return decorate
 
 
 def _run(coroutine: Coroutine[object, object, T]) -> T:
@@ -61,47 +75,48 @@ def setup(user: str, create: bool, home: str | None, dry_run: bool) -> int:
 
 @click.command()
 @USER_OPTION
-@JSON_OPTION
-def doctor(user: str, as_json: bool) -> int:
+@format_options()
+def doctor(user: str, output_format: str) -> int:
     """Check what USER needs for rootless podman; exit 0 only if nothing fails."""
     from .doctor import failed, render_json, render_text, run_checks
 
     checks = run_checks(user)
-    click.echo(render_json(checks) if as_json else render_text(checks))
+    click.echo(render_json(checks) if output_format == "json" else render_text(checks))
     return 1 if failed(checks) else 0
 
 
 @click.command()
 @USER_OPTION
 @click.option("-a", "--all", "all_containers", is_flag=True, help="Also stopped containers.")
-@JSON_OPTION
-def ps(user: str, all_containers: bool, as_json: bool) -> int:
+@format_options()
+def ps(user: str, all_containers: bool, output_format: str) -> int:
     """List USER's containers (through its podman API)."""
     from . import podman_api
 
-    click.echo(podman_api.ps(_user(user), all_containers, as_json))
+    click.echo(podman_api.ps(_user(user), all_containers, output_format == "json"))
     return 0
 
 
 @click.command()
 @USER_OPTION
-@JSON_OPTION
-def images(user: str, as_json: bool) -> int:
+@format_options()
+def images(user: str, output_format: str) -> int:
     """List USER's images."""
     from . import podman_api
 
-    click.echo(podman_api.images(_user(user), as_json))
+    click.echo(podman_api.images(_user(user), output_format == "json"))
     return 0
 
 
 @click.command()
 @USER_OPTION
+@format_options(default="json")
 @click.argument("containers", nargs=-1, required=True)
-def inspect(user: str, containers: tuple[str, ...]) -> int:
-    """Show USER's CONTAINERS as JSON."""
+def inspect(user: str, output_format: str, containers: tuple[str, ...]) -> int:
+    """Show USER's CONTAINERS (JSON, as podman inspect; or a table)."""
     from . import podman_api
 
-    click.echo(podman_api.inspect(_user(user), containers))
+    click.echo(podman_api.inspect(_user(user), containers, output_format == "json"))
     return 0
 
 
@@ -202,8 +217,11 @@ def quadlet_install(user: str, files: tuple[str, ...]) -> int:
 
 @quadlet.command("list")
 @USER_OPTION
-def quadlet_list(user: str) -> int:
+@format_options()
+def quadlet_list(user: str, output_format: str) -> int:
     """USER's Quadlets, the units they become, and the units' states."""
+    import json
+
     from . import quadlet as quadlets
     from .podman_api import render_table
 
@@ -212,7 +230,11 @@ def quadlet_list(user: str) -> int:
     units = quadlets.generate(files) if files else {}
     states = _run(_states(target, [u for us in units.values() for u in us]))
     rows = [[name, unit, states.get(unit, "?")] for name in files for unit in units.get(name, [])]
-    click.echo(render_table(["QUADLET", "UNIT", "STATE"], rows))
+    if output_format == "json":
+        keys = ("quadlet", "unit", "state")
+        click.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+    else:
+        click.echo(render_table(["QUADLET", "UNIT", "STATE"], rows))
     return 0
 
 

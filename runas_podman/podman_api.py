@@ -159,9 +159,17 @@ def images(user: ServiceUser, as_json: bool) -> str:
 
 
 @podman_errors
-def inspect(user: ServiceUser, names: Sequence[str]) -> str:
+def inspect(user: ServiceUser, names: Sequence[str], as_json: bool = True) -> str:
     client = client_for(user)
-    return json.dumps([_container(client, user, name).inspect() for name in names], indent=2)
+    found = [_container(client, user, name).inspect() for name in names]
+    if as_json:
+        return json.dumps(found, indent=2)
+    rows = [
+        [str(c.get("Id", ""))[:12], str(c.get("Name", "")), str(c.get("ImageName", "")),
+         str((c.get("State") or {}).get("Status", ""))]
+        for c in found
+    ]  # fmt: skip
+    return render_table(["CONTAINER ID", "NAME", "IMAGE", "STATE"], rows)
 
 
 @podman_errors

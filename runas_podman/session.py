@@ -23,6 +23,14 @@ class Terminal:
 
 
 @dataclass(frozen=True)
+class Report:
+    """What the client prints about the unit besides the command's output."""
+
+    json: str | None = None  # "short" or "pretty": unit name and invocation ID once started
+    summary: bool = False  # one line on stderr when the command ended (run time, CPU, ...)
+
+
+@dataclass(frozen=True)
 class Remote:
     """A session for a client elsewhere (the broker's caller): its stdio fds, its pty, and
     a watch the runner starts in its loop; the future it returns ends the session."""
@@ -39,6 +47,7 @@ def run_session(
     interactive: bool = False,
     terminal: Terminal | None = None,
     remote: Remote | None = None,
+    report: Report | None = None,
 ) -> int:
     """Run `plan` to its end and return the status to exit with.
 
@@ -46,11 +55,17 @@ def run_session(
     (plan.stdio), and with `interactive` a polkit agent on that terminal until systemd
     has answered. `remote`: the unit gets the remote client's fds instead.
     """
-    return asyncio.run(_session(plan, interactive, terminal or Terminal(), remote))
+    return asyncio.run(
+        _session(plan, interactive, terminal or Terminal(), remote, report or Report())
+    )
 
 
 async def _session(
-    plan: LaunchPlan, interactive: bool, terminal: Terminal, remote: Remote | None
+    plan: LaunchPlan,
+    interactive: bool,
+    terminal: Terminal,
+    remote: Remote | None,
+    report: Report,
 ) -> int:
     from .polkit_agent import close_agent, open_agent
     from .ptyfwd import PtyForwarder
@@ -78,10 +93,14 @@ async def _session(
 
         try:
             if forwarder is None:
-                return await run_plan(plan, bus, interactive=interactive, on_started=started)
+                return await run_plan(
+                    plan, bus, interactive=interactive, on_started=started,
+                    json=report.json, summary=report.summary,
+                )  # fmt: skip
             return await run_plan(
                 plan, bus, stdio_fds=(forwarder.peer,) * 3, tty_path=forwarder.path,
-                interactive=interactive, on_started=started,
+                interactive=interactive, on_started=started, json=report.json,
+                summary=report.summary,
             )  # fmt: skip
         finally:
             if forwarder is not None:
