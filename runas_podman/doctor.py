@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 from .elevate import PAM_FILE
 from .errors import RunasError
+from .hints import install_hint
 from .lookup import is_executable_file, resolve_executable
 from .model import EXTRA_FDS_SINCE, OPEN_FILE_SINCE, ServiceUser, parse_systemd_version
 
@@ -86,7 +87,7 @@ def run_checks(name: str) -> list[Check]:
     checks.append(
         Check("user bus", "ok", f"{bus}") if os.path.exists(bus) else
         Check("user bus", "fail", f"{bus} is missing: no D-Bus for the user's manager",
-              "apt-get install dbus-user-session, then restart user@UID.service")
+              f"{install_hint('dbus-user-session')}, then restart user@UID.service")
     )  # fmt: skip
     checks += _podman_checks(user, setup)
     checks.append(_polkit_check())
@@ -131,7 +132,7 @@ async def _systemd_checks(user: ServiceUser, setup: str) -> list[Check]:
 def _podman_checks(user: ServiceUser, setup: str) -> list[Check]:
     podman = resolve_executable("podman", is_executable_file)  # where launches look
     if podman is None:
-        return [Check("podman", "fail", "not installed", "apt-get install podman uidmap")]
+        return [Check("podman", "fail", "not installed", install_hint("podman", "uidmap"))]
     result = subprocess.run([podman, "--version"], capture_output=True, text=True)
     checks = [Check("podman", "ok", f"{result.stdout.strip()} ({podman})")]
     from .podman_api import socket_path
@@ -171,9 +172,9 @@ def _polkit_check() -> Check:
         return Check("polkit", "ok", f"polkitd and {agent} present")
     if polkit_installed():
         return Check("polkit", "warn", "pkttyagent missing: runas cannot ask on the terminal",
-                     "apt-get install polkitd")  # fmt: skip
+                     install_hint("polkitd"))  # fmt: skip
     return Check("polkit", "warn", "not installed: runas uses the wheel+PAM broker instead",
-                 "apt-get install polkitd, or runas-podman install-broker")  # fmt: skip
+                 f"{install_hint('polkitd')}, or runas-podman install-broker")  # fmt: skip
 
 
 def _selinux_check() -> Check:

@@ -95,7 +95,14 @@ def executable(name: str, what: str | None = None) -> str:
     """The absolute path the unit will run, or a 127 error naming what to install."""
     path = resolve_executable(name, is_executable_file)
     if path is None:
-        hint = f"install it (apt-get install {what})" if what else "give an absolute path"
+        if what:
+            from .hints import install_hint
+
+            hint = f"install it ({install_hint(what)})"
+        elif name.startswith("/"):
+            hint = "no executable file there: check the path"
+        else:
+            hint = "give an absolute path"
         raise RunasError(
             f"{name}: command not found in systemd's search path: {hint}", EXIT_NOT_FOUND
         )

@@ -59,7 +59,9 @@ def _generator() -> str:
     for path in GENERATORS:
         if os.access(path, os.X_OK):
             return path
-    raise RunasError("podman's quadlet generator is not installed: apt-get install podman")
+    from .hints import install_hint
+
+    raise RunasError(f"podman's quadlet generator is not installed: {install_hint('podman')}")
 
 
 def generate(files: Mapping[str, str]) -> dict[str, list[str]]:

@@ -103,9 +103,10 @@ class SystemdBus:
             )
         except Exception as error:  # OSError, EOFError, dbus-next's AuthError/InvalidAddressError
             reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            from .hints import no_bus_reason
+
             raise RunasError(
-                f"cannot connect to {description} ({address}): {reason}; "
-                "is dbus running? (systemctl status dbus.socket)"
+                f"cannot connect to {description} ({address}): {reason}; {no_bus_reason()}"
             ) from None
         return cls(bus, description)
 

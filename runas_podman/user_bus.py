@@ -133,9 +133,12 @@ async def open_user_bus(user: ServiceUser) -> SystemdBus:
     caller = os.geteuid()
     path = f"{user.runtime_dir}/bus"
     if not os.path.exists(path):
+        from .hints import install_hint
+
         raise RunasError(
-            f"{user.name}'s bus socket {path} is missing: install dbus-user-session "
-            f"(apt-get install dbus-user-session), then systemctl restart {user.user_manager_unit}"
+            f"{user.name}'s bus socket {path} is missing: install the user's D-Bus "
+            f"({install_hint('dbus-user-session')}), then systemctl restart "
+            f"{user.user_manager_unit}"
         )
     address = f"unix:path={path}"
     description = f"{user.name}'s service manager"
