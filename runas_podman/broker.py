@@ -86,7 +86,7 @@ class LineReader:
         line, _, self.buffer = self.buffer.partition(b"\n")
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested beyond reason
             raise RunasError("a broker message that is not JSON") from None
         if not isinstance(message, dict):
             raise RunasError("a broker message must be a JSON object")
@@ -132,7 +132,13 @@ def run_through_broker(
             on_tty=caller.on_tty,
             tty_path=forwarder.path if forwarder else None,
         )
-        send(sock, request.to_message(), [forwarder.peer] * 3 if forwarder else [0, 1, 2])
+        try:
+            send(sock, request.to_message(), [forwarder.peer] * 3 if forwarder else [0, 1, 2])
+        except OSError as error:  # refused: the socket's connection limit, or a broker crash
+            raise RunasError(
+                f"the wheel+PAM broker closed the connection ({error.strerror}): it serves at "
+                "most 32 clients at once; try again"
+            ) from None
         if forwarder:
             forwarder.close_peer()
         reader = LineReader(sock)

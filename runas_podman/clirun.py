@@ -71,6 +71,8 @@ def run_cli(
     try:
         status = command.main(args=argv, prog_name=prog, standalone_mode=False)
     except click.UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # click >= 8.2: the help as an error
+            fail(prog, f"missing command (see {prog} --help)", failure_status or EXIT_USAGE)
         fail(prog, f"{error.format_message()} (see {prog} --help)", failure_status or EXIT_USAGE)
     except click.ClickException as error:
         fail(prog, error.format_message(), failure_status or error.exit_code)

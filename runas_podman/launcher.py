@@ -304,7 +304,8 @@ async def _start_failure(bus: SystemdBus, plan: LaunchPlan, job_result: str) -> 
         paths = ", ".join(f.path for f in plan.open_files)
         raise RunasError(
             f"systemd could not open an --open-file path ({paths}) for {plan.unit}: check that it "
-            "exists, or add the graceful flag (PATH:NAME:graceful) to skip a missing one"
+            "exists and that the manager may open it (a file the user may only read needs the "
+            "read-only flag, PATH:NAME:read-only), or add graceful to skip a missing one"
         )
     if outcome.code == CLD_EXITED and outcome.status in SETUP_FAILURES:
         raise RunasError(

@@ -18,6 +18,7 @@ from .podman_args import foreground_run
 from .unitprops import ENV_NAME
 
 UNIT_NAME_PREFIX = "runas-podman-"
+MAX_FD_NUMBER = 2**31 - 1  # an int in the kernel's fd tables
 # Properties the plan derives from -u; setting them with -p would contradict it.
 IDENTITY_PROPERTIES = frozenset({"User", "Group", "DynamicUser"})
 
@@ -37,10 +38,10 @@ def service_unit_name(
     stem, _, suffix = name.rpartition(".")
     if suffix != "service":
         raise UsageError(f"--unit '{requested}' must be a .service unit (or have no suffix)")
-    if not stem or not _UNIT_NAME.fullmatch(stem) or len(name) > 255:
+    if not stem or stem.startswith("-") or not _UNIT_NAME.fullmatch(stem) or len(name) > 255:
         raise UsageError(
             f"--unit '{requested}' is not a valid unit name "
-            "(letters, digits and :-_.\\@ only, at most 255 characters)"
+            "(letters, digits and :-_.\\@ only, not starting with '-', at most 255 characters)"
         )
     return name
 
@@ -96,8 +97,10 @@ def parse_open_file(text: str) -> OpenFile:
 def parse_pass_fd(text: str) -> PassFd:
     """N[:NAME]; NAME defaults to fdN."""
     number, _, name = text.partition(":")
-    if not (number.isascii() and number.isdigit()) or int(number) < 3:
-        raise UsageError(f"--pass-fd '{text}': N must be an open fd number of 3 or more")
+    if not (number.isascii() and number.isdigit()) or not 3 <= int(number) <= MAX_FD_NUMBER:
+        raise UsageError(
+            f"--pass-fd '{text}': N must be an open fd number from 3 to {MAX_FD_NUMBER}"
+        )
     name = name or f"fd{number}"
     if not _FD_NAME.fullmatch(name):
         raise UsageError(

@@ -17,9 +17,13 @@ from tests.testbed.testbed import Testbed, TestbedError, unavailable_reason
 IN_CI = os.environ.get("CI") == "true"
 
 
+# Directories whose tests run in the testbed: integration tests and the reliability suite.
+TESTBED_DIRECTORIES = ("tests/integration/", "tests/reliability/")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration/" in item.nodeid:
+        if any(directory in item.nodeid for directory in TESTBED_DIRECTORIES):
             item.add_marker(pytest.mark.integration)
 
 
