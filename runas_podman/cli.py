@@ -6,17 +6,15 @@ launched, so --help, --version and --dry-run stay fast.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
 import click
 
 from . import __version__
-from .clirun import AsciiInt, run_cli
-from .errors import RunasError, UsageError
+from .clirun import AsciiInt, lazy_completion, run_cli
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from .model import LaunchPlan
@@ -49,12 +47,14 @@ def launch_options(function: F) -> F:
     """The options shared by every command that starts a unit."""
     decorators = [
         click.option("-u", "--user", required=True, metavar="USER",
+                     shell_complete=lazy_completion("complete_service_user"),
                      help="Service user to run as (name or uid)."),
         click.option("--via", type=click.Choice(["auto", "system", "user"]), default="auto",
                      show_default=True,
                      help="Service manager that runs the unit: PID 1 with User=, or USER's own; "
                           "auto: USER's own when USER runs this."),
         click.option("-p", "--property", "properties", multiple=True, metavar="NAME=VALUE",
+                     shell_complete=lazy_completion("complete_property"),
                      help="Unit property, systemctl set-property syntax; repeatable."),
         click.option("-E", "--setenv", multiple=True, metavar="NAME[=VALUE]",
                      help="Environment variable for the command; NAME alone copies yours."),
@@ -72,7 +72,8 @@ def launch_options(function: F) -> F:
         click.option("--json", type=click.Choice(["short", "pretty", "off"]), metavar="MODE",
                      help="Print the unit name and invocation ID as JSON (short|pretty) once "
                           "the unit has started."),
-        click.option("--unit", metavar="NAME", help="Unit name (default runas-podman-RANDOM)."),
+        click.option("--unit", metavar="NAME", help="Unit name (default runas-podman-RANDOM).",
+                     shell_complete=lazy_completion("complete_unit")),
         click.option("--description", metavar="TEXT", help="Unit description."),
         click.option("--dry-run", is_flag=True,
                      help="Print the equivalent systemd-run command line and exit."),
@@ -111,6 +112,67 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     return launch(LaunchOptions(**options), ("podman", *podman_args), package="podman")
 
 
+@cli.command("install", short_help="Install the PAM file, man pages, completions.")
+@click.option(
+    "--broker",
+    is_flag=True,
+    help="Also install and start runas's wheel+PAM broker (runas-broker.socket).",
+)
+@click.option(
+    "--prefix",
+    default="/usr/local",
+    show_default=True,
+    metavar="DIR",
+    help="Where man pages and shell completions go (DIR/share/...).",
+)
+@click.option(
+    "--root",
+    default="/",
+    show_default=True,
+    metavar="DIR",
+    help="Install into DIR as the target's / (staging); starts nothing.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace files runas-podman did not write, or that were changed since.",
+)
+@click.option("--dry-run", is_flag=True, help="List what install would write; change nothing.")
+def install_command(broker: bool, prefix: str, root: str, force: bool, dry_run: bool) -> int:
+    """Install what the host needs: the PAM file, man pages, shell completions.
+
+    /etc/pam.d/runas (as install-pam), with --broker the broker units (as install-broker),
+    the man pages in PREFIX/share/man/man1, and the bash, zsh and fish completions under
+    PREFIX/share. Each file is printed as it is written. A file that runas-podman did not
+    write, or that was changed since, is refused unless --force. What was written is
+    listed in /var/lib/runas-podman/installed, for update and for uninstall.
+    """
+    from .install import install
+
+    return install(prefix=prefix, root=root, broker=broker, force=force, dry_run=dry_run)
+
+
+@cli.command("uninstall", short_help="Remove what install wrote.")
+@click.option(
+    "--root",
+    default="/",
+    show_default=True,
+    metavar="DIR",
+    help="Uninstall from DIR, the target's / of install --root.",
+)
+@click.option("--force", is_flag=True, help="Also remove files that were changed since.")
+@click.option("--dry-run", is_flag=True, help="List what uninstall would remove; change nothing.")
+def uninstall_command(root: str, force: bool, dry_run: bool) -> int:
+    """Remove exactly what install wrote (/var/lib/runas-podman/installed lists it).
+
+    The broker is stopped and disabled first if it was installed. A file changed since it
+    was installed is refused unless --force; directories install created go when empty.
+    """
+    from .install import uninstall
+
+    return uninstall(root=root, force=force, dry_run=dry_run)
+
+
 @cli.command("install-pam")
 @click.option(
     "--dest",
@@ -119,30 +181,16 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     metavar="PATH",
     help="Where to install the PAM service file of `runas`.",
 )
-def install_pam(dest: str) -> int:
+@click.option("--force", is_flag=True, help="Replace a file runas-podman did not write.")
+def install_pam(dest: str, force: bool) -> int:
     """Install the PAM service file that `runas` sessions use (PAMName=runas).
 
     It includes the distribution's own stacks (chosen from /etc/os-release and what
     exists under /etc/pam.d), so sssd/LDAP, faillock or 2FA configured there apply.
     """
-    from .hostfiles import choose_pam_stack, parse_os_release
+    from .install import install_pam as run
 
-    os_release = {}
-    for path in ("/etc/os-release", "/usr/lib/os-release"):
-        with contextlib.suppress(OSError):
-            with open(path) as release:
-                os_release = parse_os_release(release.read())
-            break
-    entries: set[str] = set()
-    for directory in ("/etc/pam.d", "/usr/lib/pam.d"):
-        with contextlib.suppress(OSError):
-            entries.update(os.listdir(directory))
-    choice = choose_pam_stack(os_release, entries)
-    if not write_if_changed(dest, choice.text):
-        click.echo(f"{dest} is up to date ({choice.summary()})")
-        return 0
-    click.echo(f"installed {dest} ({choice.summary()})")
-    return 0
+    return run(dest, force)
 
 
 @cli.command("install-broker")
@@ -153,71 +201,12 @@ def install_pam(dest: str) -> int:
     metavar="DIR",
     help="Where the unit files go.",
 )
-def install_broker(dest: str) -> int:
+@click.option("--force", is_flag=True, help="Replace unit files runas-podman did not write.")
+def install_broker(dest: str, force: bool) -> int:
     """Install and start the root broker of runas's wheel+PAM path (runas-broker.socket)."""
-    import asyncio
-    import subprocess
-    from importlib.resources import files
+    from .install import install_broker as run
 
-    from .hostfiles import check_interpreter_trusted
-
-    # The broker runs `python -m runas_podman.broker` as root from /, with no PYTHONPATH:
-    # ask that interpreter, started the same way, where it imports from.
-    probe = subprocess.run(
-        [sys.executable, "-c", "import sys; print(*sys.path[1:], sep='\\n')"],
-        cwd="/", env={}, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    package_dir = os.path.dirname(os.path.abspath(__file__))
-    check_interpreter_trusted(sys.executable, package_dir, probe.stdout.splitlines())
-    changed = False
-    for name in ("runas-broker.socket", "runas-broker@.service"):
-        text = files("runas_podman").joinpath(f"data/systemd/{name}").read_text()
-        changed |= write_if_changed(
-            os.path.join(dest, name), text.replace("{python}", sys.executable)
-        )
-
-    async def enable() -> None:
-        from .systemd_bus import SystemdBus, connected
-
-        async with connected(SystemdBus.connect_system()) as bus:
-            await bus.reload()
-            await bus.enable_unit_files(["runas-broker.socket"])
-            done = await bus.run_job("StartUnit", "runas-broker.socket")
-            if done.result != "done":
-                raise RunasError(
-                    f"runas-broker.socket failed to start ({done.result}): "
-                    "see journalctl -u runas-broker.socket"
-                )
-
-    asyncio.run(enable())
-    click.echo(
-        "runas-broker.socket installed and started" if changed else "runas-broker is up to date"
-    )
-    return 0
-
-
-def write_if_changed(path: str, text: str) -> bool:
-    """Write `text` to `path` whole (via a rename) unless it is there already."""
-    try:
-        with open(path) as existing:
-            if existing.read() == text:
-                return False
-    except FileNotFoundError:
-        pass
-    except OSError as error:
-        raise RunasError(f"cannot read {path}: {error.strerror}") from None
-    staging = f"{path}.runas-new"
-    try:
-        with open(staging, "w") as new:
-            new.write(text)
-        os.chmod(staging, 0o644)
-        os.replace(staging, path)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            os.unlink(staging)
-        hint = " (run as root)" if os.geteuid() != 0 else ""
-        raise RunasError(f"cannot install {path}: {error.strerror}{hint}") from None
-    return True
+    return run(dest, force)
 
 
 def choose_manager(via: str, caller_uid: int, user_uid: int) -> str:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 from .errors import EXIT_LAUNCHER, EXIT_USAGE, BusCallError, RunasError, one_line
 
@@ -37,6 +40,23 @@ class AsciiInt(click.ParamType):  # type: ignore[type-arg]
         ):
             self.fail(f"{number} is not in the range {self.low}..{self.high}", param, ctx)
         return number
+
+
+def lazy_completion(
+    name: str,
+) -> Callable[[click.Context, click.Parameter, str], list[CompletionItem]]:
+    """The shell_complete callable `name` of runas_podman.completion, imported only when a
+    shell asks for completions (never on a plain run)."""
+
+    def complete(
+        ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        from . import completion
+
+        found: list[CompletionItem] = getattr(completion, name)(ctx, param, incomplete)
+        return found
+
+    return complete
 
 
 def fill_closed_stdio() -> None:

@@ -1,6 +1,6 @@
 """Errors the tool reports as one line on stderr, each with a documented exit status.
 
-The statuses follow podman's convention (docs/cli.md): 125 for a failure of the
+The statuses follow podman's convention (EXIT STATUS in runas-podman(1)): 125 for a failure of the
 launcher itself, 126 for a command that cannot be executed, 127 for one that is
 not found, 2 for bad usage. The command's own status is passed through otherwise.
 """

@@ -10,13 +10,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .clirun import AsciiInt
+from .clirun import AsciiInt, lazy_completion
 from .errors import RunasError
 
 if TYPE_CHECKING:
     from .model import ServiceUser
 
-USER_OPTION = click.option("-u", "--user", required=True, metavar="USER", help="The service user.")
+
+USER_OPTION = click.option(
+    "-u", "--user", required=True, metavar="USER", help="The service user.",
+    shell_complete=lazy_completion("complete_service_user"),
+)  # fmt: skip
+QUADLET_NAMES = click.argument(
+    "names", nargs=-1, required=True, shell_complete=lazy_completion("complete_quadlet")
+)
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -240,7 +247,7 @@ def quadlet_list(user: str, output_format: str) -> int:
 
 @quadlet.command("remove")
 @USER_OPTION
-@click.argument("names", nargs=-1, required=True)
+@QUADLET_NAMES
 def quadlet_remove(user: str, names: tuple[str, ...]) -> int:
     """Stop and remove USER's Quadlets NAMES (file or unit names)."""
     from . import quadlet as quadlets
@@ -268,7 +275,7 @@ def _drive(method: str, user: str, names: tuple[str, ...]) -> int:
 
 @quadlet.command("start")
 @USER_OPTION
-@click.argument("names", nargs=-1, required=True)
+@QUADLET_NAMES
 def quadlet_start(user: str, names: tuple[str, ...]) -> int:
     """Start the units of USER's Quadlets NAMES."""
     return _drive("StartUnit", user, names)
@@ -276,7 +283,7 @@ def quadlet_start(user: str, names: tuple[str, ...]) -> int:
 
 @quadlet.command("stop")
 @USER_OPTION
-@click.argument("names", nargs=-1, required=True)
+@QUADLET_NAMES
 def quadlet_stop(user: str, names: tuple[str, ...]) -> int:
     """Stop the units of USER's Quadlets NAMES."""
     return _drive("StopUnit", user, names)

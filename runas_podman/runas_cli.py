@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from . import __version__
-from .clirun import AsciiInt, run_cli
+from .clirun import AsciiInt, lazy_completion, run_cli
 
 if TYPE_CHECKING:
     from .elevate import ElevateRequest
@@ -38,8 +38,14 @@ def _boolean(value: str | None) -> bool | None:
     context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False}
 )
 @click.version_option(__version__, prog_name=PROG)
-@click.option("-u", "--user", metavar="USER", help="Run as USER (name or uid); default root.")
-@click.option("-g", "--group", metavar="GROUP", help="Run with GROUP (name or gid).")
+@click.option(
+    "-u", "--user", metavar="USER", help="Run as USER (name or uid); default root.",
+    shell_complete=lazy_completion("complete_any_user"),
+)  # fmt: skip
+@click.option(
+    "-g", "--group", metavar="GROUP", help="Run with GROUP (name or gid).",
+    shell_complete=lazy_completion("complete_group"),
+)  # fmt: skip
 @click.option("-D", "--chdir", metavar="DIR", help="Working directory (default: run0's rule).")
 @click.option("-i", "login", is_flag=True, help="Login shell semantics; change to the home.")
 @click.option(
@@ -71,8 +77,12 @@ def _boolean(value: str | None) -> bool | None:
     multiple=True,
     metavar="NAME=VALUE",
     help="Unit property (systemctl set-property syntax). Repeatable.",
+    shell_complete=lazy_completion("complete_property"),
 )
-@click.option("--unit", metavar="NAME", help="Unit name (default runas-RANDOM.service).")
+@click.option(
+    "--unit", metavar="NAME", help="Unit name (default runas-RANDOM.service).",
+    shell_complete=lazy_completion("complete_unit"),
+)  # fmt: skip
 @click.option("--description", metavar="TEXT", help="Unit description.")
 @click.option("--slice", "slice_", metavar="SLICE", help="Slice of the unit (default user.slice).")
 @click.option("--slice-inherit", is_flag=True, help="Put the unit under your own slice.")
@@ -101,12 +111,13 @@ def _boolean(value: str | None) -> bool | None:
     "--stdin",
     "stdin_password",
     is_flag=True,
-    help="Read your password from stdin's first line (the wheel+PAM path, see docs).",
+    help="Read your password from stdin's first line (authenticates through the wheel+PAM "
+    "broker instead of polkit).",
 )
 @click.option(
     "--empower",
     is_flag=True,
-    help="Keep your user, add all capabilities and the empower group (see docs).",
+    help="Keep your user; add all capabilities and the group empower (as run0 --empower).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the equivalent systemd-run command line.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
