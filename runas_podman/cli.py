@@ -316,6 +316,19 @@ def check_open_files_for_root(plan: LaunchPlan) -> None:
             )
 
 
+@cli.command("properties")
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json"]), default="table",
+    show_default=True, help="table for people (name, what it does); json adds the D-Bus form.",
+)  # fmt: skip
+def properties_command(output_format: str) -> int:
+    """List every unit property -p accepts (systemd-run -p's own list)."""
+    from .clirun import print_properties
+
+    print_properties(output_format)
+    return 0
+
+
 def main() -> NoReturn:
     run_cli(cli, PROG)
 

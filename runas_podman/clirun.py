@@ -108,3 +108,19 @@ def run_cli(
     except KeyboardInterrupt:
         fail(prog, "interrupted", 130)
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def print_properties(output_format: str) -> None:
+    """Every unit property -p takes: name, D-Bus signature, what it does (or as JSON)."""
+    import json
+
+    from .unitprops import describe_properties
+
+    rows = describe_properties()
+    if output_format == "json":
+        keys = ("name", "dbus", "description")
+        click.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+        return
+    width = max(len(name) for name, _sig, _text in rows)
+    for name, _signature, text in rows:
+        click.echo(f"{name:<{width}}  {text}")

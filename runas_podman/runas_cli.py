@@ -120,6 +120,11 @@ def _boolean(value: str | None) -> bool | None:
     help="Keep your user; add all capabilities and the group empower (as run0 --empower).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the equivalent systemd-run command line.")
+@click.option(
+    "--list-properties", is_flag=True, is_eager=True, expose_value=False,
+    callback=lambda ctx, _param, value: _list_properties(ctx, value),
+    help="List every unit property -p accepts, and exit.",
+)  # fmt: skip
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def runas(
     command: tuple[str, ...],
@@ -215,6 +220,14 @@ def elevate(
 
     interactive = not non_interactive and os.geteuid() != 0
     return run_session(plan, interactive=interactive, terminal=terminal)
+
+
+def _list_properties(ctx: click.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from .clirun import print_properties
+
+        print_properties("table")
+        ctx.exit(0)
 
 
 def _user_name(uid: int) -> str:

@@ -99,3 +99,33 @@ def test_inspect_and_quadlet_list_format_json(tb: Testbed) -> None:
     listed = tb.run(["runas-podman", "quadlet", "list", "-u", "test", "--format", "json"])
     assert listed.returncode == 0, listed.stderr
     assert isinstance(json.loads(listed.stdout), list)
+
+
+def test_credentials_and_syscall_filter_reach_the_unit(tb: Testbed) -> None:
+    result = tb.run(
+        ["bash", "-c",
+         "runas-podman exec -u test --unit rp-props -p LoadCredential=host:/etc/hostname "
+         "-p SystemCallFilter=@system-service -p IPAddressDeny=any -- "
+         "sh -c 'cat \"$CREDENTIALS_DIRECTORY/host\"; sleep 2' & client=$!; sleep 1; "
+         "systemctl show rp-props.service -p LoadCredential -p SystemCallFilter "
+         "-p IPAddressDeny; wait $client; echo status=$?; hostname"]
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert lines[-2] == "status=0", result.stderr
+    assert lines[0] == lines[-1]  # the credential is the host name file's content
+    shown = "\n".join(lines[1:-2])
+    assert "LoadCredential=" in shown  # systemctl 257 prints it as [unprintable]
+    assert "SystemCallFilter=" in shown and "SystemCallFilter=\n" not in shown + "\n"
+    assert "IPAddressDeny=0.0.0.0/0 ::/0" in shown
+
+
+def test_properties_are_listed_and_misspellings_get_a_suggestion(tb: Testbed) -> None:
+    listed = tb.run(["runas-podman", "properties"]).stdout.split()
+    assert "LoadCredential" in listed and "SystemCallFilter" in listed
+    assert "LoadCredential" in tb.run(["runas", "--list-properties"]).stdout
+    result = tb.run(["runas-podman", "exec", "-u", "test", "-p", "memorymax=1G", "--", "true"])
+    assert result.returncode == 2
+    assert result.stderr == (
+        "runas-podman: unknown property 'memorymax' (did you mean MemoryMax?): "
+        "list them with runas-podman properties\n"
+    )

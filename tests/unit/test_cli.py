@@ -45,7 +45,7 @@ def test_usage_error_is_one_line_with_status_2() -> None:
     result = runas_podman("exec", "-u", "root", "-p", "Nope=1", "--", "true")
     assert result.returncode == 2
     assert result.stderr == (
-        "runas-podman: unknown property 'Nope' in 'Nope=1': see the supported list in docs/cli.md\n"
+        "runas-podman: unknown property 'Nope': list them with runas-podman properties\n"
     )
 
 
