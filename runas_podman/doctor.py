@@ -21,6 +21,7 @@ from .lookup import is_executable_file, resolve_executable
 from .model import EXTRA_FDS_SINCE, OPEN_FILE_SINCE, ServiceUser, parse_systemd_version
 
 RUN0_SINCE = 256
+MIN_SYSTEMD = 252
 SELINUX_MODULE = "runas_podman"
 
 
@@ -110,18 +111,15 @@ async def _systemd_checks(user: ServiceUser, setup: str) -> list[Check]:
     except RunasError as error:
         return [Check("system bus", "fail", error.message, "systemctl start dbus.socket")]
     version = parse_systemd_version(version_text)
-    features = [f"{name} {'yes' if version >= since else f'no (needs {since})'}"
-                for name, since in (("OpenFile", OPEN_FILE_SINCE),
-                                    ("ExtraFileDescriptors", EXTRA_FDS_SINCE),
-                                    ("run0", RUN0_SINCE))]  # fmt: skip
-    checks = [
-        Check(
-            "systemd",
-            "ok" if version >= EXTRA_FDS_SINCE else "warn",
-            f"{version_text}: " + ", ".join(features),
-            "--open-file needs 253, --pass-fd 257",
-        )
-    ]
+    served = [f"{name} {'native' if version >= since else 'through the fd relay'}"
+              for name, since in (("--open-file", OPEN_FILE_SINCE),
+                                  ("--pass-fd", EXTRA_FDS_SINCE))]  # fmt: skip
+    run0 = "run0 present" if version >= RUN0_SINCE else f"no run0 (needs {RUN0_SINCE})"
+    if version < MIN_SYSTEMD:
+        checks = [Check("systemd", "fail", f"{version_text}: runas-podman needs {MIN_SYSTEMD}+",
+                        "upgrade systemd")]  # fmt: skip
+    else:
+        checks = [Check("systemd", "ok", f"{version_text}: " + ", ".join([*served, run0]))]
     checks.append(
         Check(user.user_manager_unit, "ok", "active") if state == "active" else
         Check(user.user_manager_unit, "fail", f"{state}: no service manager for {user.name}", setup)
@@ -135,6 +133,8 @@ def _podman_checks(user: ServiceUser, setup: str) -> list[Check]:
         return [Check("podman", "fail", "not installed", install_hint("podman", "uidmap"))]
     result = subprocess.run([podman, "--version"], capture_output=True, text=True)
     checks = [Check("podman", "ok", f"{result.stdout.strip()} ({podman})")]
+    checks.append(_network_check(parse_systemd_version(result.stdout)))  # "podman version 5.4.2"
+    checks.append(_cgroup_check(user))
     from .podman_api import socket_path
 
     path = socket_path(user)
@@ -162,6 +162,52 @@ def _podman_checks(user: ServiceUser, setup: str) -> list[Check]:
         f"cgroups {host.get('cgroupVersion')} ({host.get('cgroupManager')})",
     ))  # fmt: skip
     return checks
+
+
+def _network_check(podman_major: int) -> Check:
+    """Rootless networking: pasta is podman 5's default, slirp4netns podman 4's."""
+    tools = {
+        tool: resolve_executable(tool, is_executable_file) for tool in ("pasta", "slirp4netns")
+    }
+    default, package = ("pasta", "passt") if podman_major >= 5 else ("slirp4netns", "slirp4netns")
+    if tools[default]:
+        return Check("rootless network", "ok", f"{default} ({tools[default]}), podman's default")
+    other = next((tool for tool, path in tools.items() if path), None)
+    if other is not None:
+        return Check("rootless network", "warn",
+                     f"{default}, podman {podman_major}'s default, is missing; {other} is there",
+                     f"{install_hint(package)}, or podman run --network={other}")  # fmt: skip
+    return Check("rootless network", "fail", "neither pasta nor slirp4netns is installed",
+                 install_hint(package))  # fmt: skip
+
+
+def _cgroup_check(user: ServiceUser) -> Check:
+    """The cgroup layout, and on v2 which controllers the user's manager may hand down."""
+    try:
+        with open("/proc/self/mounts") as mounts:
+            kinds = [line.split()[2] for line in mounts if line.split()[1:2] == ["/sys/fs/cgroup"]]
+    except OSError:
+        kinds = []
+    if kinds[-1:] != ["cgroup2"]:
+        return Check("cgroups", "warn",
+                     "v1 (legacy or hybrid): podman 5 deprecates it, systemd 258+ refuses it",
+                     "boot with systemd.unified_cgroup_hierarchy=1")  # fmt: skip
+    path = (f"/sys/fs/cgroup/user.slice/user-{user.uid}.slice/"
+            f"{user.user_manager_unit}/cgroup.controllers")  # fmt: skip
+    try:
+        with open(path) as controllers:
+            delegated = controllers.read().split()
+    except OSError:
+        return Check("cgroups", "warn", f"v2, but {path} cannot be read (user manager down?)")
+    missing = [name for name in ("memory", "pids") if name not in delegated]
+    if missing:
+        return Check("cgroups", "warn",
+                     f"v2; {user.user_manager_unit} is not delegated {', '.join(missing)}: "
+                     "podman cannot limit its containers",
+                     "Delegate=cpu cpuset io memory pids in a user@.service drop-in")  # fmt: skip
+    return Check(
+        "cgroups", "ok", f"v2; delegated to {user.user_manager_unit}: {' '.join(delegated)}"
+    )
 
 
 def _polkit_check() -> Check:

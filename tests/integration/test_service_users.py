@@ -64,9 +64,13 @@ def test_doctor_all_ok_for_test(tb: Testbed) -> None:
     checks = [line.split(":", 1)[0] for line in result.stdout.splitlines()]
     for name in ("ok   user", "ok   subuid", "ok   subgid", "ok   linger", "ok   systemd",
                  "ok   user@1000.service", "ok   runtime dir", "ok   user bus", "ok   podman",
-                 "ok   pam", "ok   selinux"):  # fmt: skip
+                 "ok   pam", "ok   selinux", "ok   rootless network"):  # fmt: skip
         assert name in checks, result.stdout
-    assert "OpenFile yes, ExtraFileDescriptors yes, run0 yes" in result.stdout
+    assert "--open-file native, --pass-fd native, run0 present" in result.stdout
+    # the cgroup layout as it is here: v1/hybrid on trixie's testbed, v2 on sid's
+    layout = tb.run(["stat", "-f", "-c", "%T", "/sys/fs/cgroup"]).stdout.strip()
+    expected = "ok   cgroups" if layout == "cgroup2fs" else "warn cgroups"
+    assert expected in checks, result.stdout
 
 
 def test_doctor_names_the_fixes_for_a_user_without_a_manager(tb: Testbed) -> None:
