@@ -376,8 +376,32 @@ class Testbed:
                 time.sleep(0.2)
         if state not in ("running", "degraded"):
             raise TestbedError(f"the testbed's manager is '{state}': see {self.boot_log}")
+        self._record_root_cgroups(init_pid)
         elapsed = time.monotonic() - started
         log(f"{self.suite.name} booted in {elapsed:.1f} s (system state: {state})")
+
+    def _record_root_cgroups(self, init_pid: int) -> None:
+        """Note the container's root cgroups: commands entered from the host join them.
+
+        A process nsenter'd from the host stays in the host's cgroup, which the container
+        sees as "/../.." (outside its cgroup namespace); logind 262 then fails the caller's
+        SetUserLinger with EUNATCH ("Protocol driver not attached"). At the container's
+        root cgroup ("/") it is an ordinary process of the container without a unit.
+        """
+        paths = {}
+        for line in Path(f"/proc/{init_pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            paths[controllers] = path.removesuffix("/init.scope")
+        hierarchies = {"/sys/fs/cgroup/systemd": "name=systemd", "/sys/fs/cgroup/unified": ""}
+        hierarchies["/sys/fs/cgroup"] = ""
+        roots = [
+            os.path.join(mount, paths[hierarchies[mount]].lstrip("/"), "cgroup.procs")
+            for mount in _own_cgroups()
+            if hierarchies.get(mount) in paths
+        ]
+        state = json.loads(self.state_file.read_text())
+        state["enter_cgroups"] = roots
+        self.state_file.write_text(json.dumps(state))
 
     def _own_cgroup_dirs(self) -> list[str]:
         """This testbed's own cgroup in each host tree nspawn uses (see _own_cgroups)."""
@@ -441,10 +465,16 @@ class Testbed:
             base_env.update(HOME=home, USER=user, LOGNAME=user)
             prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
         assignments = [f"{k}={v}" for k, v in {**base_env, **(env or {})}.items()]
-        return [
+        enter = [
             "nsenter", "-t", str(state["init_pid"]), "-a",
             "env", "-i", *assignments, *prefix, *argv,
         ]  # fmt: skip
+        roots = state.get("enter_cgroups")
+        if not roots or not isinstance(roots, list):
+            return enter
+        # Join the container's root cgroups first (see _record_root_cgroups).
+        join = 'for procs in "$@"; do [ "$procs" = -- ] && break; echo $$ > "$procs"; shift; done'
+        return ["sh", "-ec", f'{join}; shift; exec "$@"', "testbed", *roots, "--", *enter]
 
     def run(
         self,
