@@ -9,8 +9,9 @@ set -euo pipefail
 # pam_systemd's CreateSession ("JSON field 'PID' refers to non-local PID", the caller's
 # org.varlink.service.InvalidParameter), so user@UID.service fails ("$XDG_RUNTIME_DIR is
 # not set"). systemd#40135; newer nspawn keeps the file (systemd PR 41333). Back the same boot ID
-# by a file that exists, early at every boot, before logind starts.
-cat > /etc/systemd/system/runas-testbed-boot-id.service <<'UNIT'
+# by a file that exists, early at every boot, before logind starts. (Not named runas-*:
+# the tests take such units for leftovers of their own.)
+cat > /etc/systemd/system/nspawn-boot-id.service <<'UNIT'
 [Unit]
 Description=Back nspawn's boot ID by a file that services' own /proc can show (systemd#40135)
 DefaultDependencies=no
@@ -30,7 +31,7 @@ ExecStart=/bin/sh -euc 'target=/proc/sys/kernel/random/boot_id; file=/run/proc-s
 WantedBy=sysinit.target
 UNIT
 systemctl daemon-reload
-systemctl enable --now runas-testbed-boot-id.service
+systemctl enable --now nspawn-boot-id.service
 systemctl restart systemd-logind.service  # this boot's logind still has the kernel's boot ID
 
 # The container's cgroup2 tree has no controllers: the host binds them all to cgroup v1.
