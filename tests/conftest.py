@@ -1,5 +1,12 @@
 """Shared fixtures: the real systemd + podman testbed for integration tests.
 
+Every test that uses the testbed runs once per selected Debian suite:
+RUNAS_PODMAN_TESTBED_SUITE names one (default trixie), several (bookworm,sid) or `all`
+(`./dev test --suite ...` sets it; under CI=true ./dev selects all). The suite is part of
+the test's id (`test_x[sid]`, `test_y[sid-false-1]`) and a `testbed_suite` property in
+JUnit XML; pytest runs one suite's tests after the other, each suite up only while its
+tests run.
+
 Outside CI, a machine that cannot run the testbed skips integration tests with the
 reason. Under CI=true that is a failure: integration tests must run.
 """
@@ -12,19 +19,44 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.testbed.testbed import Testbed, TestbedError, unavailable_reason
+from tests.testbed.testbed import (
+    Suite,
+    Testbed,
+    TestbedError,
+    selected_suites,
+    unavailable_reason,
+)
 
 IN_CI = os.environ.get("CI") == "true"
 
 
-# Directories whose tests run in the testbed: integration tests and the reliability suite.
-TESTBED_DIRECTORIES = ("tests/integration/", "tests/reliability/")
+# Directories whose tests run in the testbed: integration, reliability and fleet tests.
+TESTBED_DIRECTORIES = ("tests/integration/", "tests/reliability/", "tests/fleet/")
+
+
+def _suite_names() -> list[str]:
+    try:
+        return [suite.name for suite in selected_suites()]
+    except TestbedError as error:
+        raise pytest.UsageError(f"RUNAS_PODMAN_TESTBED_SUITE: {error}") from None
+
+
+def pytest_report_header() -> str:
+    return f"testbed suites: {', '.join(_suite_names())}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "testbed" in metafunc.fixturenames:
+        metafunc.parametrize("testbed", _suite_names(), indirect=True, scope="session")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(directory in item.nodeid for directory in TESTBED_DIRECTORIES):
             item.add_marker(pytest.mark.integration)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "testbed" in callspec.params:
+            item.user_properties.append(("testbed_suite", callspec.params["testbed"]))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -37,19 +69,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 @pytest.fixture(scope="session")
-def testbed() -> Iterator[Testbed]:
+def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
+    """The testbed of one suite (the test's parameter), booted if needed."""
     reason = unavailable_reason()
     if reason:
         if IN_CI:
             pytest.fail(f"the testbed cannot run here, and CI needs it: {reason}")
         pytest.skip(f"testbed unavailable: {reason}")
-    bed = Testbed()
+    bed = Testbed(suite=Suite(request.param))
     try:
         booted = bed.up()
         if not booted:
             bed.install_project()
     except TestbedError as error:
-        pytest.fail(f"testbed: {error}")
+        pytest.fail(f"testbed ({request.param}): {error}")
     yield bed
     if booted and os.environ.get("RUNAS_PODMAN_TESTBED_KEEP") != "1":
         bed.down()

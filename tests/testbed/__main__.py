@@ -1,4 +1,11 @@
-"""`python -m tests.testbed up|down|build|status|install|run CMD...|shell|demo`."""
+"""python -m tests.testbed [--suite NAME] VERB [ARGS]
+
+Verbs: build | rebuild | up | down | status | install | run CMD... | shell | demo.
+--suite picks the Debian suite: trixie (the default, or $RUNAS_PODMAN_TESTBED_SUITE),
+bookworm, sid; build, rebuild, up, down and status also take NAME,NAME or `all`
+(down and status default to all). rebuild removes the suite's tree and builds it afresh
+(sid moves: its tree is otherwise kept until the recipe changes).
+"""
 
 from __future__ import annotations
 
@@ -6,33 +13,65 @@ import os
 import subprocess
 import sys
 
-from .testbed import Testbed, TestbedError
+from .testbed import Testbed, TestbedError, selected_suites
 
 DEMO = ["runas-podman", "podman", "-u", "test", "--", "run", "--rm", "localhost/busybox",
         "echo", "hello"]  # fmt: skip
+MANY = {"build", "rebuild", "up", "down", "status"}  # verbs that take several suites
+ALL_BY_DEFAULT = {"down", "status"}
+
+
+def parse(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The --suite value (None if not given) and the rest of argv."""
+    if argv and argv[0].startswith("--suite="):
+        return argv[0].split("=", 1)[1], argv[1:]
+    if argv and argv[0] == "--suite":
+        if len(argv) < 2:
+            raise TestbedError("--suite needs a name")
+        return argv[1], argv[2:]
+    return None, argv
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    testbed, verb, rest = Testbed(), argv[0], argv[1:]
     try:
-        if verb == "build":
-            with testbed.locked():
-                testbed.build()
+        suite, argv = parse(argv)
+        if not argv:
+            print(__doc__, file=sys.stderr)
+            return 2
+        verb, rest = argv[0], argv[1:]
+        if suite is None and verb in ALL_BY_DEFAULT:
+            suite = "all"
+        suites = selected_suites(suite)
+        if len(suites) > 1 and verb not in MANY:
+            raise TestbedError(f"`{verb}` works on one suite: pick one with --suite NAME")
+        testbeds = [Testbed(suite=one) for one in suites]
+        testbed = testbeds[0]
+        if verb in ("build", "rebuild"):
+            for bed in testbeds:
+                if verb == "rebuild":
+                    bed.down()
+                with bed.locked():
+                    if verb == "rebuild":
+                        bed.remove_tree()
+                    bed.build()
         elif verb == "up":
-            testbed.up()
+            for bed in testbeds:
+                bed.up()
         elif verb == "down":
-            testbed.down()
+            for bed in testbeds:
+                bed.down()
         elif verb == "status":
-            print("up" if testbed.is_up() else "down")
+            for bed in testbeds:
+                state = "up" if bed.is_up() else "down"
+                print(f"{bed.suite.name}: {state} ({bed.tree})")
         elif verb == "install":
             testbed.install_project()
         elif verb in ("run", "shell"):
             command = rest or ["bash", "-l"]
             if not testbed.is_up():
-                raise TestbedError("the testbed is not running: run `./dev up` first")
+                raise TestbedError(
+                    f"the {testbed.suite.name} testbed is not running: run `./dev up` first"
+                )
             return subprocess.call(testbed.command(command))
         elif verb == "demo":
             booted = testbed.up()

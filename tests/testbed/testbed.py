@@ -2,8 +2,10 @@
 
 Lifecycle: build (debootstrap + wheelhouse, cached by recipe hash) -> up (boot in the
 background, wait for the manager, provision once) -> run commands inside via nsenter
--> down. The tree lives outside git, in $RUNAS_PODMAN_TESTBED_CACHE (default
-/var/cache/runas-podman-testbed); a change to tests/testbed/recipe/ rebuilds it.
+-> down. One testbed per Debian suite (bookworm, trixie, sid: tests/testbed/recipe/<suite>/
+plus recipe/common/), each with its own tree, state file and lock in
+$RUNAS_PODMAN_TESTBED_CACHE/<suite>/ (default /var/cache/runas-podman-testbed), so several
+can be up at once. A change to the files a suite uses rebuilds that suite's tree only.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = Path(__file__).resolve().parent / "recipe"
 CACHE = Path(os.environ.get("RUNAS_PODMAN_TESTBED_CACHE", "/var/cache/runas-podman-testbed"))
-MACHINE = "runas-testbed"
+DEFAULT_SUITE = "trixie"
 VENV = "/opt/runas-podman/venv"
 INSIDE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_TOOLS = {"debootstrap": "debootstrap", "systemd-nspawn": "systemd-container"}
@@ -40,18 +43,81 @@ def log(message: str) -> None:
     print(f"testbed: {message}", file=sys.stderr, flush=True)
 
 
-def recipe_hash() -> str:
-    digest = hashlib.sha256()
-    for path in sorted(RECIPE.rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(RECIPE).as_posix().encode() + b"\0")
+@dataclass(frozen=True)
+class Suite:
+    """One Debian suite of the testbed: recipe/common/ plus recipe/<name>/.
+
+    recipe/<name>/suite.toml holds `codename` (what debootstrap fetches) and the boot
+    settings (`unified_cgroup_hierarchy`); optional `packages`, `requirements.txt` and
+    `provision.sh` in the suite's folder add to the common ones (its provision.sh runs
+    before the common one).
+    """
+
+    name: str
+    recipe: Path = RECIPE
+
+    @property
+    def folder(self) -> Path:
+        return self.recipe / self.name
+
+    @property
+    def settings(self) -> dict[str, object]:
+        return tomllib.loads((self.folder / "suite.toml").read_text())
+
+    @property
+    def codename(self) -> str:
+        return str(self.settings.get("codename", self.name))
+
+    @property
+    def unified_cgroup_hierarchy(self) -> bool:
+        return bool(self.settings.get("unified_cgroup_hierarchy", False))
+
+    def parts(self, name: str) -> list[Path]:
+        """recipe/common/NAME then recipe/<suite>/NAME, those that exist."""
+        return [p for p in (self.recipe / "common" / name, self.folder / name) if p.is_file()]
+
+    def files(self) -> list[Path]:
+        """Every file this suite's tree is made from (and nothing another suite alone uses)."""
+        folders = (self.recipe / "common", self.folder)
+        return sorted(p for folder in folders for p in folder.rglob("*") if p.is_file())
+
+    def recipe_hash(self) -> str:
+        digest = hashlib.sha256()
+        for path in self.files():
+            digest.update(path.relative_to(self.recipe).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+        return digest.hexdigest()[:16]
+
+    def packages(self) -> list[str]:
+        lines = [line for part in self.parts("packages") for line in part.read_text().splitlines()]
+        return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+    def requirements(self) -> str:
+        return "".join(part.read_text() for part in self.parts("requirements.txt"))
+
+    def provision_scripts(self) -> list[Path]:
+        """The suite's own provision.sh first (it readies what the common one needs)."""
+        return list(reversed(self.parts("provision.sh")))
 
 
-def recipe_packages() -> list[str]:
-    lines = (RECIPE / "packages").read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+def suite_names(recipe: Path = RECIPE) -> list[str]:
+    """The suites there are (folders of recipe/ with a suite.toml), the default first."""
+    names = [p.parent.name for p in recipe.glob("*/suite.toml")]
+    return sorted(names, key=lambda name: (name != DEFAULT_SUITE, name))
+
+
+def selected_suites(value: str | None = None) -> list[Suite]:
+    """Suites named by VALUE or $RUNAS_PODMAN_TESTBED_SUITE: a name, NAME,NAME or `all`."""
+    if value is None:
+        value = os.environ.get("RUNAS_PODMAN_TESTBED_SUITE") or DEFAULT_SUITE
+    known = suite_names()
+    names = known if value == "all" else [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise TestbedError(
+            f"unknown testbed suite '{value}': choose from {', '.join(known)}, or all"
+        )
+    return [Suite(name) for name in dict.fromkeys(names)]
 
 
 def host_mirror() -> str:
@@ -89,27 +155,35 @@ def unavailable_reason() -> str | None:
 class Testbed:
     __test__ = False  # not a pytest test class, despite the name
 
+    suite: Suite = field(default_factory=lambda: Suite(DEFAULT_SUITE))
     cache: Path = CACHE
     repo: Path = REPO
 
     @property
+    def dir(self) -> Path:
+        """This suite's own folder of the cache: tree, state file, lock, boot log."""
+        return self.cache / self.suite.name
+
+    @property
     def tree(self) -> Path:
-        return self.cache / f"tree-{recipe_hash()}"
+        return self.dir / f"tree-{self.suite.recipe_hash()}"
 
     @property
     def state_file(self) -> Path:
-        return self.cache / "state.json"
+        return self.dir / "state.json"
 
     @property
     def boot_log(self) -> Path:
-        return self.cache / "boot.log"
+        return self.dir / "boot.log"
+
+    @property
+    def machine(self) -> str:
+        return f"runas-testbed-{self.suite.name}"
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """One process at a time builds, boots or stops the testbed."""
-        self.cache.mkdir(parents=True, exist_ok=True)
-        with open(self.cache / "lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        """One process at a time builds, boots or stops this suite's testbed."""
+        with _flock(self.dir / "lock"):
             yield
 
     # --- build ---------------------------------------------------------------
@@ -120,45 +194,63 @@ class Testbed:
         reason = unavailable_reason()
         if reason:
             raise TestbedError(reason)
-        for stale in self.cache.glob("tree-*"):
+        for stale in self.dir.glob("tree-*"):
             if stale != self.tree:
-                log(f"removing a tree built from another recipe: {stale}")
+                log(f"removing a {self.suite.name} tree built from another recipe: {stale}")
                 self._remove_tree(stale)
-        staging = self.cache / "tree.staging"
+        staging = self.dir / "tree.staging"
         self._remove_tree(staging)
-        suite = (RECIPE / "suite").read_text().strip()
         started = time.monotonic()
-        log(f"debootstrap {suite} into {staging} (about 90 s)")
+        log(f"debootstrap {self.suite.codename} into {staging} (about 90 s)")
         self._check(
             [
                 "debootstrap",
                 "--variant=minbase",
-                "--include=" + ",".join(recipe_packages()),
-                suite,
+                "--include=" + ",".join(self.suite.packages()),
+                self.suite.codename,
                 str(staging),
                 host_mirror(),
             ],
             "debootstrap failed",
         )
+        debootstrapped = time.monotonic() - started
         self._build_wheelhouse(staging)
         (staging / ".testbed-built").write_text(
-            f"{recipe_hash()} {time.monotonic() - started:.0f}s\n"
+            f"{self.suite.recipe_hash()} debootstrap {debootstrapped:.0f}s"
+            f" total {time.monotonic() - started:.0f}s\n"
         )
         staging.rename(self.tree)
-        log(f"built {self.tree} in {time.monotonic() - started:.0f} s")
+        log(
+            f"built {self.tree} in {time.monotonic() - started:.0f} s"
+            f" (debootstrap {debootstrapped:.0f} s)"
+        )
+
+    def remove_tree(self) -> None:
+        """Remove this suite's tree (call with the lock held, the testbed down)."""
+        log(f"removing {self.tree}")
+        self._remove_tree(self.tree)
+
+    @staticmethod
+    def python_version(tree: Path) -> str:
+        """The X.Y of the tree's python3 (its /usr/bin/python3 links to python3.X)."""
+        candidates = [tree / "usr/bin/python3", *sorted(tree.glob("usr/bin/python3.[0-9]*"))]
+        for candidate in candidates:
+            with contextlib.suppress(OSError):
+                name = os.readlink(candidate) if candidate.is_symlink() else candidate.name
+                match = re.fullmatch(r"(?:.*/)?python(3\.\d+)", name)
+                if match:
+                    return match.group(1)
+        raise TestbedError(f"no python3 found in {tree}/usr/bin")
 
     def _build_wheelhouse(self, tree: Path) -> None:
         """Wheels for the tree's Python, fetched on the host (pip inside cannot verify TLS)."""
-        pythons = sorted(tree.glob("usr/bin/python3.[0-9]*"))
-        version = next(
-            (m.group(1) for p in pythons if (m := re.fullmatch(r"python(3\.\d+)", p.name))), None
-        )
-        if version is None:
-            raise TestbedError(f"no python3 found in {tree}/usr/bin")
+        version = self.python_version(tree)
         wheelhouse = tree / "opt/wheelhouse"
         wheelhouse.mkdir(parents=True, exist_ok=True)
-        shutil.copy(RECIPE / "requirements.txt", wheelhouse / "requirements.txt")
+        requirements = wheelhouse / "requirements.txt"
+        requirements.write_text(self.suite.requirements())
         abi = "cp" + version.replace(".", "")
+        log(f"wheelhouse for the tree's Python {version}")
         self._check(
             [
                 sys.executable,
@@ -182,7 +274,7 @@ class Testbed:
                 "--platform",
                 "any",
                 "-r",
-                str(RECIPE / "requirements.txt"),
+                str(requirements),
             ],
             "pip download of the testbed's wheels failed",
         )
@@ -202,14 +294,7 @@ class Testbed:
 
     def state(self) -> dict[str, object] | None:
         """The running testbed's state, or None if none runs."""
-        try:
-            state: dict[str, object] = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return None
-        pid = state.get("nspawn_pid")
-        if not isinstance(pid, int) or not _alive(pid) or _comm(pid) != "systemd-nspawn":
-            return None
-        return state
+        return _running_state(self.state_file)
 
     def is_up(self) -> bool:
         state = self.state()
@@ -219,46 +304,44 @@ class Testbed:
 
     def up(self) -> bool:
         """Build and boot if needed; returns True if this call booted it."""
+        _retire_single_suite_layout(self.cache)
         with self.locked():
             if self.is_up():
                 return False
             if self.state():
-                log("a testbed of another tree or checkout is running: stopping it")
-                self._down_locked()
-            self._kill_orphaned_init()
+                log(f"a {self.suite.name} testbed of another tree or checkout runs: stopping it")
+                _stop(self.state_file)
+            _kill_orphaned_init(self.state_file)
             self.build()
             self._boot()
             self._provision()
             return True
 
-    def _kill_orphaned_init(self) -> None:
-        """A container whose nspawn died (e.g. SIGKILLed with a session) must not share the tree."""
-        try:
-            state = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return
-        init_pid = state.get("init_pid")
-        if isinstance(init_pid, int) and _alive(init_pid) and _comm(init_pid) == "systemd":
-            log(f"killing the orphaned container init {init_pid}")
-            os.kill(init_pid, signal.SIGKILL)  # PID 1 of its namespace: takes the rest along
-            deadline = time.monotonic() + 10
-            while _alive(init_pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        self.state_file.unlink(missing_ok=True)
-
     def _boot(self) -> None:
         started = time.monotonic()
         env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "1"}
+        env.pop("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", None)  # nspawn's own choice: hybrid here
+        if self.suite.unified_cgroup_hierarchy:
+            env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"  # systemd >= 258 refuses v1/hybrid
         argv = [
             "systemd-nspawn", "--quiet", "-D", str(self.tree), "--boot",
-            f"--machine={MACHINE}", "--register=no", "--keep-unit", "--capability=all",
+            f"--machine={self.machine}", "--register=no", "--keep-unit", "--capability=all",
             "--system-call-filter=@keyring @privileged @mount", "--bind=/dev/fuse",
             f"--bind-ro={self.repo}:/src", "--console=read-only",
         ]  # fmt: skip
+        cgroups = self._own_cgroup_dirs()
+        _remove_cgroups(cgroups)  # left by a container that was killed
+        for directory in cgroups:
+            os.makedirs(directory, exist_ok=True)
+
+        def enter_own_cgroups() -> None:  # in the child, before exec: nspawn starts there
+            for directory in cgroups:
+                Path(directory, "cgroup.procs").write_text("0")
+
         with open(self.boot_log, "wb") as boot_log:
             nspawn = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=boot_log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True,
+                env=env, start_new_session=True, preexec_fn=enter_own_cgroups,
             )  # fmt: skip
         init_pid = None
         deadline = time.monotonic() + 60
@@ -275,7 +358,9 @@ class Testbed:
         self.state_file.write_text(
             json.dumps(
                 {
+                    "suite": self.suite.name,
                     "nspawn_pid": nspawn.pid,
+                    "cgroups": cgroups,
                     "init_pid": init_pid,
                     "tree": str(self.tree),
                     "src": str(self.repo),
@@ -291,18 +376,53 @@ class Testbed:
                 time.sleep(0.2)
         if state not in ("running", "degraded"):
             raise TestbedError(f"the testbed's manager is '{state}': see {self.boot_log}")
-        log(f"booted in {time.monotonic() - started:.1f} s (system state: {state})")
+        self._record_root_cgroups(init_pid)
+        elapsed = time.monotonic() - started
+        log(f"{self.suite.name} booted in {elapsed:.1f} s (system state: {state})")
+
+    def _record_root_cgroups(self, init_pid: int) -> None:
+        """Note the container's root cgroups: commands entered from the host join them.
+
+        A process nsenter'd from the host stays in the host's cgroup, which the container
+        sees as "/../.." (outside its cgroup namespace); logind 262 then fails the caller's
+        SetUserLinger with EUNATCH ("Protocol driver not attached"). At the container's
+        root cgroup ("/") it is an ordinary process of the container without a unit.
+        """
+        paths = {}
+        for line in Path(f"/proc/{init_pid}/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            paths[controllers] = path.removesuffix("/init.scope")
+        hierarchies = {"/sys/fs/cgroup/systemd": "name=systemd", "/sys/fs/cgroup/unified": ""}
+        hierarchies["/sys/fs/cgroup"] = ""
+        roots = [
+            os.path.join(mount, paths[hierarchies[mount]].lstrip("/"), "cgroup.procs")
+            for mount in _own_cgroups()
+            if hierarchies.get(mount) in paths
+        ]
+        state = json.loads(self.state_file.read_text())
+        state["enter_cgroups"] = roots
+        self.state_file.write_text(json.dumps(state))
+
+    def _own_cgroup_dirs(self) -> list[str]:
+        """This testbed's own cgroup in each host tree nspawn uses (see _own_cgroups)."""
+        key = hashlib.sha256(str(self.dir.resolve()).encode()).hexdigest()[:8]
+        name = f"runas-testbed-{self.suite.name}-{key}"
+        return [
+            os.path.join(mount, path.lstrip("/"), name) for mount, path in _own_cgroups().items()
+        ]
 
     def _provision(self) -> None:
         stamp = "/var/lib/runas-testbed/provisioned"
+        recipe_hash = self.suite.recipe_hash()
         current = self.run(["cat", stamp]).stdout.strip()
-        if current != recipe_hash():
+        if current != recipe_hash:
             started = time.monotonic()
-            log("provisioning (users, linger, venv, local busybox image)")
-            script = (RECIPE / "provision.sh").read_text()
-            self.check(["bash", "-c", script, "provision"], timeout=600)
+            log(f"provisioning {self.suite.name} (users, linger, venv, local busybox image)")
+            for script in self.suite.provision_scripts():
+                name = script.relative_to(self.suite.recipe).as_posix()
+                self.check(["bash", "-c", script.read_text(), name], timeout=600)
             self.check(
-                ["sh", "-c", f"mkdir -p {stamp.rsplit('/', 1)[0]}; echo {recipe_hash()} > {stamp}"]
+                ["sh", "-c", f"mkdir -p {stamp.rsplit('/', 1)[0]}; echo {recipe_hash} > {stamp}"]
             )
             log(f"provisioned in {time.monotonic() - started:.1f} s")
         self.install_project()
@@ -324,22 +444,8 @@ class Testbed:
 
     def down(self) -> None:
         with self.locked():
-            self._down_locked()
-
-    def _down_locked(self) -> None:
-        state = self.state()
-        if state is None:
-            return
-        pid = state["nspawn_pid"]
-        assert isinstance(pid, int)
-        os.kill(pid, signal.SIGTERM)  # nspawn asks the container's systemd to power off
-        deadline = time.monotonic() + 60
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        self.state_file.unlink(missing_ok=True)
-        log("stopped")
+            if _stop(self.state_file):
+                log(f"{self.suite.name} stopped")
 
     # --- running commands inside ---------------------------------------------
 
@@ -359,10 +465,16 @@ class Testbed:
             base_env.update(HOME=home, USER=user, LOGNAME=user)
             prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
         assignments = [f"{k}={v}" for k, v in {**base_env, **(env or {})}.items()]
-        return [
+        enter = [
             "nsenter", "-t", str(state["init_pid"]), "-a",
             "env", "-i", *assignments, *prefix, *argv,
         ]  # fmt: skip
+        roots = state.get("enter_cgroups")
+        if not roots or not isinstance(roots, list):
+            return enter
+        # Join the container's root cgroups first (see _record_root_cgroups).
+        join = 'for procs in "$@"; do [ "$procs" = -- ] && break; echo $$ > "$procs"; shift; done'
+        return ["sh", "-ec", f'{join}; shift; exec "$@"', "testbed", *roots, "--", *enter]
 
     def run(
         self,
@@ -389,6 +501,111 @@ class Testbed:
                 f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
             )
         return result
+
+
+def _own_cgroups() -> dict[str, str]:
+    """Where this process sits in the host's cgroup trees that nspawn uses, mount point -> path.
+
+    systemd-nspawn --keep-unit puts the container into <its own cgroup>/payload: two testbeds
+    started from the same cgroup would share every cgroup (user@1000.service, ...), and a
+    container on a pure cgroup2 tree then waits, on each stop, for the other's processes.
+    """
+    lines = Path("/proc/self/cgroup").read_text().splitlines()
+    paths = {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        paths[controllers] = path
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():  # a pure cgroup2 host
+        return {"/sys/fs/cgroup": paths.get("", "/")}
+    mounts = {}
+    if "name=systemd" in paths and Path("/sys/fs/cgroup/systemd/cgroup.procs").exists():
+        mounts["/sys/fs/cgroup/systemd"] = paths["name=systemd"]
+    if "" in paths and Path("/sys/fs/cgroup/unified/cgroup.controllers").exists():
+        mounts["/sys/fs/cgroup/unified"] = paths[""]
+    return mounts
+
+
+def _remove_cgroups(directories: Sequence[str]) -> None:
+    """Remove a testbed's own cgroups, leaves first; a cgroup still in use stays."""
+    for directory in directories:
+        for root, _, _ in sorted(os.walk(directory), key=lambda entry: -len(entry[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(root)
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _running_state(state_file: Path) -> dict[str, object] | None:
+    """The state a state file records, if its nspawn still runs."""
+    try:
+        state: dict[str, object] = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state.get("nspawn_pid")
+    if not isinstance(pid, int) or not _alive(pid) or _comm(pid) != "systemd-nspawn":
+        return None
+    return state
+
+
+def _stop(state_file: Path) -> bool:
+    """Stop the testbed a state file records; False if none ran."""
+    state = _running_state(state_file)
+    if state is None:
+        return False
+    pid = state["nspawn_pid"]
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGTERM)  # nspawn asks the container's systemd to power off
+    deadline = time.monotonic() + 60
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    cgroups = state.get("cgroups")
+    if isinstance(cgroups, list):
+        _remove_cgroups([str(path) for path in cgroups])
+    state_file.unlink(missing_ok=True)
+    return True
+
+
+def _kill_orphaned_init(state_file: Path) -> None:
+    """A container whose nspawn died (e.g. SIGKILLed with a session) must not share the tree."""
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return
+    init_pid = state.get("init_pid")
+    if isinstance(init_pid, int) and _alive(init_pid) and _comm(init_pid) == "systemd":
+        log(f"killing the orphaned container init {init_pid}")
+        os.kill(init_pid, signal.SIGKILL)  # PID 1 of its namespace: takes the rest along
+        deadline = time.monotonic() + 10
+        while _alive(init_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    cgroups = state.get("cgroups")
+    if isinstance(cgroups, list):
+        _remove_cgroups([str(path) for path in cgroups])
+    state_file.unlink(missing_ok=True)
+
+
+def _retire_single_suite_layout(cache: Path) -> None:
+    """Before suites, the one (trixie) testbed lived in CACHE itself: stop it, remove its tree."""
+    leftovers = [*cache.glob("tree-*"), *cache.glob("tree.staging"), cache / "state.json"]
+    if not any(path.exists() for path in leftovers):
+        return
+    with _flock(cache / "lock"):  # the lock the single-suite driver took
+        if _stop(cache / "state.json"):
+            log(f"stopped the testbed of the single-suite layout in {cache}")
+        _kill_orphaned_init(cache / "state.json")
+        for path in [*cache.glob("tree-*"), *cache.glob("tree.staging")]:
+            log(f"removing a tree of the single-suite layout: {path}")
+            Testbed._remove_tree(path)
+        (cache / "boot.log").unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

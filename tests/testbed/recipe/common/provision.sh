@@ -1,6 +1,7 @@
 #!/bin/bash
-# Provisions a freshly booted testbed tree. Runs inside it as root, once per recipe
-# (the driver records a stamp); idempotent all the same.
+# Provisions a freshly booted testbed tree, every suite (after the suite's own
+# provision.sh, if any). Runs inside it as root, once per recipe (the driver records a
+# stamp); idempotent all the same.
 set -euo pipefail
 
 # Service user for podman (uid 1000, subuid/subgid range from useradd) and an
@@ -10,18 +11,22 @@ id alice >/dev/null 2>&1 || useradd --create-home --shell /bin/bash alice
 grep -q '^test:' /etc/subuid || usermod --add-subuids 100000-165535 --add-subgids 100000-165535 test
 loginctl enable-linger test
 
-# The host runs a hybrid cgroup layout: podman warns about cgroup v1 on every call.
-for manager in system user; do
-    mkdir -p "/etc/systemd/$manager.conf.d"
-    printf '[Manager]\nDefaultEnvironment=PODMAN_IGNORE_CGROUPSV1_WARNING=1\n' \
-        > "/etc/systemd/$manager.conf.d/10-runas-testbed.conf"
-done
-# Quadlet runs containers with --cgroups=split, which rootless crun cannot do on the
-# host's hybrid (v1) layout: a drop-in for every user's .container files turns cgroups
-# back to podman's default (the last --cgroups wins). Real cgroup v2 hosts need none.
-mkdir -p /etc/containers/systemd/users/container.d
-printf '[Container]\nPodmanArgs=--cgroups=enabled\n' \
-    > /etc/containers/systemd/users/container.d/10-testbed-cgroup-v1.conf
+# On a hybrid cgroup layout (bookworm and trixie on these hosts: nspawn's choice), podman
+# warns about cgroup v1 on every call, and Quadlet's --cgroups=split cannot work for
+# rootless crun. A unified (cgroup2) container (sid) needs neither.
+if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
+    for manager in system user; do
+        mkdir -p "/etc/systemd/$manager.conf.d"
+        printf '[Manager]\nDefaultEnvironment=PODMAN_IGNORE_CGROUPSV1_WARNING=1\n' \
+            > "/etc/systemd/$manager.conf.d/10-runas-testbed.conf"
+    done
+    # Quadlet runs containers with --cgroups=split, which rootless crun cannot do on the
+    # hybrid (v1) layout: a drop-in for every user's .container files turns cgroups back
+    # to podman's default (the last --cgroups wins). Real cgroup v2 hosts need none.
+    mkdir -p /etc/containers/systemd/users/container.d
+    printf '[Container]\nPodmanArgs=--cgroups=enabled\n' \
+        > /etc/containers/systemd/users/container.d/10-testbed-cgroup-v1.conf
+fi
 
 # The testbed shares the host's network, so it is online from the start; but nothing
 # pulls network-online.target in, and Quadlet units wait up to 90 s for it
