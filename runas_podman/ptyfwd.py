@@ -84,6 +84,49 @@ class Tinter:
         return sequence
 
 
+class ContextFilter:
+    """Drops OSC 3008 sequences (`ESC ]3008;...ST`): systemd >= 258 writes this context
+    (session, user, ...) to a session's terminal for terminals to show. On a stdout that
+    is not a terminal it is noise in the command's output, so it is cut there."""
+
+    START = ESC + b"]3008;"
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.inside = False
+
+    def feed(self, data: bytes) -> bytes:
+        data, self.pending = self.pending + data, b""
+        out = bytearray()
+        while data:
+            if self.inside:
+                end = min(
+                    (i + len(t) for t in (ESC + b"\\", b"\a") if (i := data.find(t)) >= 0),
+                    default=-1,
+                )
+                if end < 0:
+                    self.pending = data[-1:] if data.endswith(ESC) else b""
+                    return bytes(out)
+                data, self.inside = data[end:], False
+                continue
+            start = data.find(self.START)
+            if start < 0:
+                keep = self._partial_start(data)
+                out += data[: len(data) - keep]
+                self.pending = data[len(data) - keep :]
+                return bytes(out)
+            out += data[:start]
+            data, self.inside = data[start + len(self.START) :], True
+        return bytes(out)
+
+    def _partial_start(self, data: bytes) -> int:
+        """How many trailing bytes could begin START (kept for the next chunk)."""
+        for size in range(min(len(self.START) - 1, len(data)), 0, -1):
+            if self.START.startswith(data[-size:]):
+                return size
+        return 0
+
+
 class PtyForwarder:
     """Shovels bytes between the caller's terminal (fds 0 and 1) and a fresh pty."""
 
@@ -92,6 +135,7 @@ class PtyForwarder:
         self.path = os.ttyname(self.peer)
         os.set_blocking(self.master, False)
         self.tinter = Tinter(tint) if tint else None
+        self.context = None if os.isatty(1) else ContextFilter()
         self.title = title
         self.saved: list[Any] | None = None
         self.to_master = bytearray()
@@ -194,6 +238,8 @@ class PtyForwarder:
                 return
             if not data:
                 return
+            if self.context is not None:
+                data = self.context.feed(data)
             self._write_out(self.tinter.feed(data) if self.tinter else data)
 
     @staticmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from .errors import RunasError
 from .model import ServiceUser
 from .privileges import run_as
 
+QUADLET_SINCE = (4, 4)  # podman's Quadlet generator
 GENERATORS = ("/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet")
 SUFFIXES = (".container", ".pod", ".network", ".volume", ".kube", ".image", ".build")
 _UNIT_HEADER = re.compile(r"^---(?P<unit>[^\s]+)---$")
@@ -51,7 +53,12 @@ def units_by_source(dryrun_output: str) -> dict[str, list[str]]:
 def generator_error(stderr: str) -> str:
     """The generator's own complaint, without its log prefix and the 'Loading' chatter."""
     lines = [_GENERATOR_PREFIX.sub("", line) for line in stderr.splitlines()]
-    complaints = [line for line in lines if line and not line.startswith("Loading source unit")]
+    complaints = [
+        line for line in lines
+        if line and not line.startswith("Loading source unit")
+        # podman >= 5.6 ends with a summary line: the complaint itself comes before it
+        and not line.startswith("processing encountered some errors")
+    ]  # fmt: skip
     return complaints[-1] if complaints else "the quadlet generator failed"
 
 
@@ -61,6 +68,15 @@ def _generator() -> str:
             return path
     from .hints import install_hint
 
+    podman = shutil.which("podman", path="/usr/local/bin:/usr/bin:/bin")
+    if podman is not None:
+        version = subprocess.run([podman, "--version"], capture_output=True, text=True).stdout
+        found = re.search(r"([0-9]+)\.([0-9]+)", version)
+        if found and (int(found.group(1)), int(found.group(2))) < QUADLET_SINCE:
+            raise RunasError(
+                f"Quadlets need podman {QUADLET_SINCE[0]}.{QUADLET_SINCE[1]} or newer; this "
+                f"host has {version.strip()} (run containers with runas-podman podman instead)"
+            )
     raise RunasError(f"podman's quadlet generator is not installed: {install_hint('podman')}")
 
 

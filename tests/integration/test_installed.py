@@ -133,25 +133,12 @@ def test_man_pages_render(installed: Testbed, page: str, name: str) -> None:
     tb = installed
     assert tb.run([BIN, "install"]).returncode == 0
     path = f"{MAN1}/{page}.1"
-    if tb.run(["sh", "-c", "command -v man"]).returncode == 0:
-        shown = tb.run(["man", "-P", "cat", page], env={"MANWIDTH": "80"})
-        assert shown.returncode == 0 and "NAME" in shown.stdout, shown.stderr
-    # The testbed has no man-db, groff or mandoc: the page is parsed, and rendered with
-    # this host's man when it has one (the file is in the testbed's tree).
+    shown = tb.run(["man", "-P", "cat", page], env={"MANWIDTH": "80"})  # man-db in the recipe
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^NAME\n\s+" + re.escape(name), shown.stdout, re.MULTILINE), shown.stdout
     text = tb.check(["cat", path]).stdout
     assert text.startswith(f'.TH "{page.upper()}" "1" ')
     assert page_name_section(text).startswith(name)
-    host_man = shutil.which("man")
-    if host_man is not None:
-        rendered = subprocess.run(
-            [host_man, "-P", "cat", "-l", str(tb.tree / path.lstrip("/"))],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "MANWIDTH": "80", "LANG": "C.UTF-8"},
-        )
-        assert rendered.returncode == 0, rendered.stderr
-        assert rendered.stderr == ""
-        assert re.search(r"^NAME\n\s+" + re.escape(name), rendered.stdout, re.MULTILINE)
 
 
 def completions(tb: Testbed, line: str) -> list[str]:

@@ -94,7 +94,8 @@ def test_secret_never_shows_in_environment_command_line_or_unit(secrets: Testbed
         secrets,
         "runas-podman exec -u test --unit rp-secret --open-file /etc/secretfile "
         "--pass-fd 3:pipe -- sleep 300 3< <(echo pipe-secret-value) & client=$!; "
-        "until systemctl -q is-active rp-secret.service; do sleep 0.05; done; "
+        "for i in $(seq 200); do p=$(systemctl show -P MainPID rp-secret.service); "
+        '[ "$(cat /proc/$p/comm 2>/dev/null)" = sleep ] && break; sleep 0.05; done; '
         "pid=$(systemctl show -P MainPID rp-secret.service); "
         "{ systemctl show rp-secret.service; systemctl cat rp-secret.service; "
         "tr '\\0' '\\n' < /proc/$pid/environ; tr '\\0' ' ' < /proc/$pid/cmdline; } > /run/shown; "

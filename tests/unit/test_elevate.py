@@ -197,3 +197,15 @@ def test_decorations_only_on_a_terminal_and_without_colour_when_asked() -> None:
     assert decorations(True, {"TERM": "dumb"}, None, 0, ["x"], "")[0] is None
     assert decorations(True, on_tty, "", 0, ["x"], "")[0] is None
     assert decorations(True, on_tty, "48;5;1", 0, ["x"], "")[0] == "48;5;1"
+
+
+def test_context_sequences_are_cut_from_captured_output_wherever_chunks_split() -> None:
+    from runas_podman.ptyfwd import ContextFilter
+
+    data = b"\x1b]3008;start=a;user=root;type=session\x1b\\foo\x1b]3008;end=a\x07bar\x1b]0;t\x07"
+    for cut in range(len(data) + 1):
+        for second in range(cut, len(data) + 1):
+            context = ContextFilter()
+            out = context.feed(data[:cut]) + context.feed(data[cut:second])
+            out += context.feed(data[second:])
+            assert out == b"foobar\x1b]0;t\x07"  # other OSC sequences pass
