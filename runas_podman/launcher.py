@@ -115,8 +115,10 @@ class FdRelay:
             if "graceful" in open_file.flags:
                 return None
             raise RunasError(
-                f"could not open --open-file {open_file.path} ({error.strerror}): check that "
-                "it exists, or add the graceful flag (PATH:NAME:graceful) to skip a missing one"
+                f"could not open an --open-file path ({open_file.path}): {error.strerror}; "
+                "check that it exists and that the manager may open it (a file the user may "
+                "only read needs the read-only flag, PATH:NAME:read-only), or add graceful to "
+                "skip a missing one"
             ) from None
 
     def spec(self) -> Relay:
