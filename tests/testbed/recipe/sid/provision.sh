@@ -2,6 +2,16 @@
 # sid's own provisioning, run before ../common/provision.sh (see docs/testbed.md, "sid").
 set -euo pipefail
 
+# sid's systemd ships its PAM files in /usr/lib/pam.d, which Debian's libpam does not read
+# (yet): "PAM (systemd-user) /usr/lib/pam.d is not supported on this system". Without
+# /etc/pam.d/systemd-user, user@UID.service gets the `other` stack, no pam_systemd session,
+# and its start times out. Copy what /etc/pam.d lacks (measured 2026-12-01).
+for file in /usr/lib/pam.d/*; do
+    if [ -e "$file" ] && [ ! -e "/etc/pam.d/${file##*/}" ]; then
+        cp "$file" /etc/pam.d/
+    fi
+done
+
 # The host's systemd-nspawn (252) gives the container its own boot ID by bind-mounting a
 # file it has already deleted over /proc/sys/kernel/random/boot_id. systemd >= 258 gives
 # sandboxed services (logind among them) a fresh /proc and copies nspawn's submounts into
