@@ -55,25 +55,22 @@ def run_as(user: ServiceUser, action: Callable[[], bytes], what: str) -> bytes:
     return payload
 
 
-def open_as(user: ServiceUser, path: str, flags: int) -> int:
-    """`path` opened with `user`'s rights (in a child that dropped to it): the fd, passed
-    back over a socket, or OSError as the user got it."""
+def fd_as(user: ServiceUser, make: Callable[[], int]) -> int:
+    """The fd `make()` returns when run as `user` (in a child that dropped to it), passed
+    back over a socket pair; or the OSError the user got, raised here."""
     import socket
 
-    if os.geteuid() == user.uid:
-        return os.open(path, flags)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
-        status = 0
+        status = 1
         try:
             ours.close()
             drop_to(user)
-            fd = os.open(path, flags)
-            socket.send_fds(theirs, [b"ok"], [fd])
+            socket.send_fds(theirs, [b"ok"], [make()])
+            status = 0
         except OSError as error:
-            theirs.sendall(f"{error.errno}".encode())
-            status = 1
+            theirs.sendall(str(error.errno or 5).encode())
         finally:
             os._exit(status)
     theirs.close()
@@ -84,5 +81,15 @@ def open_as(user: ServiceUser, path: str, flags: int) -> int:
         os.waitpid(pid, 0)
     if fds:
         return fds[0]
-    code = int(data or b"5")
-    raise OSError(code, os.strerror(code), path)
+    code = int(data) if data.isdigit() else 5
+    raise OSError(code, os.strerror(code))
+
+
+def open_as(user: ServiceUser, path: str, flags: int) -> int:
+    """`path` opened with `user`'s rights: the user's manager would open it so."""
+    if os.geteuid() == user.uid:
+        return os.open(path, flags)
+    try:
+        return fd_as(user, lambda: os.open(path, flags))
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, path) from None

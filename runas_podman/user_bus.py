@@ -20,7 +20,7 @@ from dbus_next.constants import BusType
 
 from .errors import BusCallError, RunasError
 from .model import ServiceUser
-from .privileges import drop_to
+from .privileges import fd_as
 from .systemd_bus import (
     CALL_TIMEOUT,
     SystemdBus,
@@ -65,32 +65,18 @@ class _PreconnectedMessageBus(MessageBus):  # type: ignore[misc]
 
 def connect_socket_as(user: ServiceUser, path: str) -> socket.socket:
     """A unix socket connected to `path` by a helper running as `user`."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        status = 1
-        try:
-            ours.close()
-            drop_to(user)
-            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            connection.connect(path)
-            socket.send_fds(theirs, [b"ok"], [connection.fileno()])
-            status = 0
-        except OSError as error:
-            theirs.sendall(f"{error.strerror or error}".encode())
-        finally:
-            os._exit(status)
-    theirs.close()
+
+    def connect() -> int:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(path)
+        return connection.detach()  # the fd outlives the object: it is sent on
+
     try:
-        message, fds, _flags, _address = socket.recv_fds(ours, 1024, 1)
-    finally:
-        ours.close()
-        os.waitpid(pid, 0)
-    if not fds:
+        return socket.socket(fileno=fd_as(user, connect))
+    except OSError as error:
         raise RunasError(
-            f"cannot connect to {user.name}'s bus at {path}: {message.decode(errors='replace')}"
-        )
-    return socket.socket(fileno=fds[0])
+            f"cannot connect to {user.name}'s bus at {path}: {error.strerror}"
+        ) from None
 
 
 async def ensure_user_manager(system: SystemdBus, user: ServiceUser) -> bool:

@@ -104,3 +104,21 @@ def test_a_non_root_caller_must_be_able_to_read_the_file(root_dir: Path) -> None
         os._exit(0 if problem == "you cannot read it yourself" else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_an_fd_made_as_another_user_comes_back_or_its_error(root_dir: Path) -> None:
+    from runas_podman.model import ServiceUser
+    from runas_podman.privileges import open_as
+
+    other = ServiceUser("other", OTHER, OTHER, "other", "/")
+    (root_dir / "readable").write_text("for anyone")
+    (root_dir / "root-only").write_text("x")
+    os.chmod(root_dir / "root-only", 0o600)
+    fd = open_as(other, str(root_dir / "readable"), os.O_RDONLY)
+    try:
+        assert os.read(fd, 100) == b"for anyone"
+    finally:
+        os.close(fd)
+    with pytest.raises(PermissionError) as raised:
+        open_as(other, str(root_dir / "root-only"), os.O_RDONLY)
+    assert raised.value.filename == str(root_dir / "root-only")
