@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import UsageError, is_utf8, shown
-from .unitprops import UnitProperty, parse_assignment
+from .unitprops import OPEN_FILE_FLAGS, UnitProperty, parse_assignment
 
 # systemd's own fixed search path for units (its default PATH), so the caller's
 # $PATH never decides which binary runs in the unit.
@@ -20,7 +20,6 @@ MAX_FDS_PER_MESSAGE = 16
 # systemd versions that brought a feature (feature detection reads the manager's Version).
 OPEN_FILE_SINCE = 253
 EXTRA_FDS_SINCE = 257
-OPEN_FILE_FLAGS = {"read-only": 1, "append": 2, "truncate": 4, "graceful": 8}
 
 
 class Manager(enum.Enum):

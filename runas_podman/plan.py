@@ -13,9 +13,9 @@ import shlex
 from collections.abc import Callable, Sequence
 
 from .errors import UsageError, is_utf8, shown
-from .model import OPEN_FILE_FLAGS, Assignment, LaunchPlan, Manager, OpenFile, PassFd, ServiceUser
+from .model import Assignment, LaunchPlan, Manager, OpenFile, PassFd, ServiceUser
 from .podman_args import foreground_run
-from .unitprops import ENV_NAME
+from .unitprops import ENV_NAME, OPEN_FILE_FLAGS
 
 UNIT_NAME_PREFIX = "runas-podman-"
 MAX_FD_NUMBER = 2**31 - 1  # an int in the kernel's fd tables

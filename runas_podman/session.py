@@ -6,7 +6,7 @@ and by the root broker alike; it is the only place that calls asyncio.run for a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .launcher import run_plan
@@ -41,6 +41,15 @@ class Remote:
     on_started: Callable[[], None]
 
 
+def connect_manager(plan: LaunchPlan) -> Awaitable[SystemdBus]:
+    """A connection to the manager that runs the plan's unit: PID 1, or the user's own."""
+    if plan.manager is Manager.USER:
+        from .user_bus import connect_user_manager
+
+        return connect_user_manager(plan.user)
+    return SystemdBus.connect_system()
+
+
 def run_session(
     plan: LaunchPlan,
     *,
@@ -70,13 +79,7 @@ async def _session(
     from .polkit_agent import close_agent, open_agent
     from .ptyfwd import PtyForwarder
 
-    if plan.manager is Manager.USER:
-        from .user_bus import connect_user_manager
-
-        connecting = connect_user_manager(plan.user)
-    else:
-        connecting = SystemdBus.connect_system()
-    async with connected(connecting) as bus:
+    async with connected(connect_manager(plan)) as bus:
         if remote is not None:
             return await run_plan(
                 plan, bus, stdio_fds=remote.stdio_fds, tty_path=remote.tty_path,
@@ -120,13 +123,7 @@ def manager_version(plan: LaunchPlan) -> tuple[int | None, str | None]:
     from .model import parse_systemd_version
 
     async def ask() -> int:
-        if plan.manager is Manager.USER:
-            from .user_bus import connect_user_manager
-
-            connecting = connect_user_manager(plan.user)
-        else:
-            connecting = SystemdBus.connect_system()
-        async with connected(connecting) as bus:
+        async with connected(connect_manager(plan)) as bus:
             return parse_systemd_version(await bus.manager_version())
 
     with contextlib.suppress(RunasError, OSError):

@@ -1582,7 +1582,7 @@ def _exec_command(name: str, value: str) -> list[UnitProperty]:
     return _one(name, "a(sasb)", [[path, argv, "ignore-failure" in flags]])
 
 
-_OPEN_FILE_FLAGS = {"read-only": 1, "append": 2, "truncate": 4, "graceful": 8}
+OPEN_FILE_FLAGS = {"read-only": 1, "append": 2, "truncate": 4, "graceful": 8}
 
 
 def _open_file(name: str, value: str) -> list[UnitProperty]:
@@ -1596,9 +1596,9 @@ def _open_file(name: str, value: str) -> list[UnitProperty]:
     fd_name = fields[1] if len(fields) > 1 and fields[1] else path.rsplit("/", 1)[-1]
     bits = 0
     for flag in filter(None, fields[2].split(",")) if len(fields) > 2 else ():
-        if flag not in _OPEN_FILE_FLAGS:
+        if flag not in OPEN_FILE_FLAGS:
             raise PropertyValueError(f"unknown OpenFile= flag {_q(flag)}")
-        bits |= _OPEN_FILE_FLAGS[flag]
+        bits |= OPEN_FILE_FLAGS[flag]
     return _one(name, "a(sst)", [[path, fd_name.replace("\\x3a", ":"), bits]])
 
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.testbed.testbed import REPO, Testbed, TestbedError, log
+from tests.testbed.testbed import REPO, Testbed, TestbedError, _own_cgroups, log
 
 DEFAULT_CACHES = "/var/cache/runas-podman-testbed-fleet1:/var/cache/runas-podman-testbed-fleet2"
 SSHD_STAMP = "var/lib/runas-fleet/openssh-server"
@@ -95,22 +95,6 @@ def fleet_caches() -> list[Path]:
 
 
 # --- cgroups -----------------------------------------------------------------
-
-
-def _own_cgroups() -> dict[str, str]:
-    """This process's cgroup in each host hierarchy nspawn uses: mount point -> path."""
-    paths = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        paths[controllers] = path
-    if Path("/sys/fs/cgroup/cgroup.controllers").exists():  # a pure cgroup2 host
-        return {"/sys/fs/cgroup": paths.get("", "/")}
-    mounts = {}
-    if "name=systemd" in paths and Path("/sys/fs/cgroup/systemd/cgroup.procs").exists():
-        mounts["/sys/fs/cgroup/systemd"] = paths["name=systemd"]
-    if "" in paths and Path("/sys/fs/cgroup/unified/cgroup.controllers").exists():
-        mounts["/sys/fs/cgroup/unified"] = paths[""]
-    return mounts
 
 
 def cgroup_dirs(name: str) -> list[str]:
