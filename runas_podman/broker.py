@@ -31,9 +31,21 @@ import socket
 import struct
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .elevate import PAM_SERVICE, BrokerRequest, Caller, ElevateRequest, request_environ
+from .authcache import POLKIT_KEEP_SECONDS, AuthCache, CacheSettings, binding_of, load_settings
+from .elevate import (
+    PAM_SERVICE,
+    RUN_ACTION,
+    Authentication,
+    BrokerAction,
+    BrokerRequest,
+    Caller,
+    ElevateRequest,
+    authorization_details,
+    request_environ,
+)
 from .errors import RunasError
 from .model import LaunchPlan, Stdio
 from .signals import on_terminating_signals, remove_signal_handlers, set_once
@@ -106,37 +118,55 @@ def _read_first_line(fd: int) -> str:
         line += byte
 
 
+@dataclass(frozen=True)
+class BrokerCall:
+    """How the client asks: which authentication, what for, and -k/-n/-S."""
+
+    authentication: Authentication = Authentication.PASSWORD
+    action: BrokerAction = BrokerAction.RUN
+    interactive: bool = True
+    password_from_stdin: bool = False
+
+
 def run_through_broker(
-    options: ElevateRequest, caller: Caller, terminal: Terminal, password_from_stdin: bool
+    options: ElevateRequest, caller: Caller, terminal: Terminal, call: BrokerCall
 ) -> int:
     """The client side: send the request with our stdio (or a pty's peer), answer the
-    password prompts, then forward the pty until the broker reports the status."""
+    password prompts (or let pkttyagent answer polkit's), then forward the pty until the
+    broker reports the status."""
+    from .polkit_agent import close_agent, open_agent
     from .ptyfwd import PtyForwarder
 
-    password = _read_first_line(0) if password_from_stdin else None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(BROKER_SOCKET)
     except OSError as error:
         sock.close()
         raise RunasError(
-            f"the wheel+PAM broker does not answer at {BROKER_SOCKET} ({error.strerror}): "
-            "install it with `runas-podman install-broker`, or use polkit (without -S)"
+            f"the root broker does not answer at {BROKER_SOCKET} ({error.strerror}): "
+            "install it with `runas-podman install-broker`"
+            + (", or use polkit (without -S)" if call.password_from_stdin else "")
         ) from None
-    pty = options.stdio is Stdio.PTY
+    pty = options.stdio is Stdio.PTY and call.action is BrokerAction.RUN
     forwarder = PtyForwarder(terminal.tint, terminal.title) if pty else None
+    polkit = call.authentication is Authentication.POLKIT
+    agent = open_agent() if polkit and call.interactive else None
+    stdin_read = False
     try:
         request = BrokerRequest(
             options=options,
             environ=request_environ(options, caller.environ),
             on_tty=caller.on_tty,
             tty_path=forwarder.path if forwarder else None,
+            authentication=call.authentication,
+            action=call.action,
+            interactive=call.interactive,
         )
         try:
             send(sock, request.to_message(), [forwarder.peer] * 3 if forwarder else [0, 1, 2])
         except OSError as error:  # refused: the socket's connection limit, or a broker crash
             raise RunasError(
-                f"the wheel+PAM broker closed the connection ({error.strerror}): it serves at "
+                f"the root broker closed the connection ({error.strerror}): it serves at "
                 "most 32 clients at once; try again"
             ) from None
         if forwarder:
@@ -149,21 +179,29 @@ def run_through_broker(
             if "error" in message:
                 raise RunasError(str(message["error"]))
             if "prompt" in message:
-                if password_from_stdin:
-                    if password is None:  # stdin had one line, and it was not accepted
+                if call.password_from_stdin:
+                    # Read only when asked: with a cached authentication stdin is the command's.
+                    if stdin_read:  # stdin had one line, and it was not accepted
                         raise RunasError(
                             "authentication failed: the password on stdin (-S) was wrong"
                         )
-                    answer, password = password, None
+                    answer, stdin_read = _read_first_line(0), True
+                elif not call.interactive:
+                    raise RunasError("a password is required, and -n forbids asking")
                 else:
                     try:
                         answer = getpass.getpass(str(message["prompt"]))
                     except EOFError:
                         raise RunasError("no password given") from None
                 send(sock, {"password": answer})
+            elif "status" in message:  # -v, -K: nothing was started
+                return int(message["status"])
             elif message.get("started"):
+                close_agent(agent)  # its work is done; the pty is the command's now
+                agent = None
                 return asyncio.run(_follow(sock, reader, forwarder))
     finally:
+        close_agent(agent)
         if forwarder is not None:
             forwarder.stop()
         sock.close()
@@ -236,9 +274,6 @@ def authenticate(conn: socket.socket, reader: LineReader, name: str) -> bool:
 def serve(conn: socket.socket) -> None:
     """One connection: who asks (peer credentials), the typed request, authentication,
     then the very plan the request resolves to, run with the client's fds."""
-    from . import lookup
-    from .elevate import Caller
-
     pid, uid, gid = peer_credentials(conn)
     reader = LineReader(conn)
     try:
@@ -250,24 +285,31 @@ def serve(conn: socket.socket) -> None:
         if len(reader.fds) != 3:
             raise RunasError("bad broker request: it must carry 3 fds (stdin, stdout, stderr)")
         name = pwd.getpwuid(uid).pw_name
-        if uid != 0:
-            if not in_admin_group(name, gid):
-                raise RunasError(
-                    f"{name} is not in group {ADMIN_GROUP}: the wheel+PAM path is for its members"
-                )
-            conn.settimeout(PASSWORD_TIMEOUT)
-            if not authenticate(conn, reader, name):
-                raise RunasError(f"authentication failed for {name}")
-        conn.settimeout(None)
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            cwd = "/"
-        caller = Caller(
-            name=name, uid=uid, gid=gid, cwd=cwd, environ=request.environ,
-            slice=lookup.slice_of(pid), hostname=socket.gethostname(), on_tty=request.on_tty,
-        )  # fmt: skip
-        plan, _hue = lookup.resolve_elevation(request.options, caller)
+        if request.action is BrokerAction.FORGET:
+            forgotten = forget(uid)
+            log(f"{name} (uid {uid}) forgot its cached authentications"
+                + ("" if forgotten else " (there were none)"))  # fmt: skip
+            send(conn, {"status": 0})
+            return
+        if request.authentication is Authentication.POLKIT:
+            conn.settimeout(None)  # polkit's agent asks the person, who may take a while
+            if request.action is BrokerAction.VALIDATE:
+                if uid != 0:
+                    authorize(pid, uid, request, None)
+                send(conn, {"status": 0})
+                return
+            plan = _plan(request, pid, uid, gid, name)
+            if uid != 0:
+                authorize(pid, uid, request, plan)
+        else:
+            if uid != 0:
+                conn.settimeout(PASSWORD_TIMEOUT)
+                password_authentication(conn, reader, request, pid, uid, gid, name)
+            if request.action is BrokerAction.VALIDATE:
+                send(conn, {"status": 0})
+                return
+            conn.settimeout(None)
+            plan = _plan(request, pid, uid, gid, name)
         tty_path = request.tty_path if plan.stdio is Stdio.PTY else None
         status = _launch(conn, reader.fds, plan, tty_path)
         log(f"{name} (uid {uid}) ran {plan.unit} as {plan.user.name}: status {status}")
@@ -288,6 +330,105 @@ def serve(conn: socket.socket) -> None:
     finally:
         for fd in reader.fds:
             os.close(fd)
+
+
+def _plan(request: BrokerRequest, pid: int, uid: int, gid: int, name: str) -> LaunchPlan:
+    """The plan of the request, with the caller as the kernel names it (SO_PEERCRED)."""
+    from . import lookup
+
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        cwd = "/"
+    caller = Caller(
+        name=name, uid=uid, gid=gid, cwd=cwd, environ=request.environ,
+        slice=lookup.slice_of(pid), hostname=socket.gethostname(), on_tty=request.on_tty,
+    )  # fmt: skip
+    plan, _hue = lookup.resolve_elevation(request.options, caller)
+    return plan
+
+
+def forget(uid: int) -> bool:
+    """-k, -K: the broker's entries of UID, password and polkit ones; whether any were."""
+    password = AuthCache(CacheSettings()).forget(uid)
+    return AuthCache(CacheSettings(), kind="polkit").forget(uid) or password
+
+
+def authorize(pid: int, uid: int, request: BrokerRequest, plan: LaunchPlan | None) -> None:
+    """polkit's org.runas_podman.run for the client process, with this plan's command in
+    the details: the plan checked is the plan started (nothing is resolved again). No plan:
+    -v, which authenticates for no command in particular.
+
+    polkit keeps what it grants after a *_keep challenge only for the client process; the
+    broker keeps it for the client's session and terminal (authcache), and asks polkit
+    first without interaction, so that rules still decide each command.
+    """
+    from . import polkit
+
+    if plan is None:
+        details = {"program": "", "command_line": "runas -v", "user": "root", "group": "",
+                   "cwd": "", "extras": ""}  # fmt: skip
+    else:
+        details = authorization_details(request.options, plan)
+    binding = binding_of(pid, uid)
+    kept = AuthCache(CacheSettings(enabled=True, timeout=POLKIT_KEEP_SECONDS), kind="polkit")
+    if plan is None:
+        kept.forget(uid)  # -v starts a fresh period
+
+    async def check() -> tuple[polkit.Authorization, bool]:
+        bus = await polkit.connect()
+        try:
+            subject = polkit.Subject.process(pid, uid)
+            quiet = await polkit.check_authorization(bus, subject, RUN_ACTION, details, False)
+            if quiet.authorized or not quiet.challenge:
+                return quiet, False
+            if quiet.retained and binding is not None and kept.valid(binding):
+                return quiet, True
+            if not request.interactive:
+                return quiet, False
+            return await polkit.check_authorization(bus, subject, RUN_ACTION, details, True), False
+        finally:
+            bus.disconnect()
+
+    result, from_kept = asyncio.run(check())
+    what = f"'{details['command_line']}' as {details['user']}"
+    if details["extras"]:
+        what += " with " + ", ".join(details["extras"].splitlines())
+    if from_kept:
+        log(f"uid {uid}: polkit's kept authorization (session {binding and binding.session}) "
+            f"for {what}")  # fmt: skip
+        return
+    if result.authorized:
+        if result.temporary_id is not None and binding is not None:
+            kept.remember(binding)
+        log(f"uid {uid}: polkit authorized {what}")
+        return
+    if result.challenge and not request.interactive:
+        raise RunasError(f"authentication is required to run {what}, and -n forbids asking")
+    if result.dismissed or result.challenge:
+        raise RunasError(f"authentication failed or was dismissed: not running {what}")
+    raise RunasError(f"not authorized to run {what} (polkit action {RUN_ACTION})")
+
+
+def password_authentication(
+    conn: socket.socket, reader: LineReader, request: BrokerRequest,
+    pid: int, uid: int, gid: int, name: str,
+) -> None:  # fmt: skip
+    """wheel membership, then the caller's password, unless the broker's own cache (off by
+    default) holds a fresh authentication of this uid in this session on this terminal."""
+    if not in_admin_group(name, gid):
+        raise RunasError(
+            f"{name} is not in group {ADMIN_GROUP}: the wheel+PAM path is for its members"
+        )
+    cache = AuthCache(load_settings())
+    binding = binding_of(pid, uid)
+    if request.action is BrokerAction.RUN and binding is not None and cache.valid(binding):
+        log(f"{name} (uid {uid}): cached authentication (session {binding.session})")
+        return
+    if not authenticate(conn, reader, name):
+        raise RunasError(f"authentication failed for {name}")
+    if binding is not None:
+        cache.remember(binding)
 
 
 def _launch(conn: socket.socket, fds: list[int], plan: LaunchPlan, tty_path: str | None) -> int:

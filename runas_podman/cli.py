@@ -203,7 +203,8 @@ def install_pam(dest: str, force: bool) -> int:
 )
 @click.option("--force", is_flag=True, help="Replace unit files runas-podman did not write.")
 def install_broker(dest: str, force: bool) -> int:
-    """Install and start the root broker of runas's wheel+PAM path (runas-broker.socket)."""
+    """Install and start the root broker of runas (runas-broker.socket): the wheel+PAM path,
+    and the per-command polkit path of `runas --via-broker` (its polkit action too)."""
     from .install import install_broker as run
 
     return run(dest, force)

@@ -12,7 +12,8 @@ import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from enum import Enum
+from typing import ClassVar, TypeVar
 
 from .errors import RunasError, UsageError
 from .model import Assignment, LaunchPlan, Manager, ServiceUser, Stdio
@@ -21,6 +22,10 @@ from .unitprops import ENV_NAME
 
 PAM_SERVICE = "runas"
 PAM_FILE = f"/etc/pam.d/{PAM_SERVICE}"
+# The polkit action the root broker checks for `runas --via-broker`, with the command in
+# its details (data/polkit/org.runas_podman.policy); the one systemd checks otherwise.
+RUN_ACTION = "org.runas_podman.run"
+MANAGE_UNITS_ACTION = "org.freedesktop.systemd1.manage-units"
 DEFAULT_PROMPT_PREFIX = "\N{SUPERHERO} "
 # Hues as run0 picks them: red for root, orange for --empower, yellow for other users.
 HUE_ROOT, HUE_EMPOWER, HUE_OTHER = 0, 30, 60
@@ -71,6 +76,21 @@ class ElevateRequest:
     empower: bool = False
 
 
+class Authentication(Enum):
+    """How the root broker decides: polkit's per-command action, or wheel + password."""
+
+    POLKIT = "polkit"
+    PASSWORD = "password"
+
+
+class BrokerAction(Enum):
+    """What the client asks of the broker: run the command, or only act on the cache."""
+
+    RUN = "run"
+    VALIDATE = "validate"  # -v: authenticate, start nothing
+    FORGET = "forget"  # -K: forget cached authentication, start nothing
+
+
 @dataclass(frozen=True)
 class BrokerRequest:
     """The one message a client sends the root broker: a versioned, typed record.
@@ -79,11 +99,14 @@ class BrokerRequest:
     who the caller is, its directory and slice, the broker learns from the socket.
     """
 
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
     options: ElevateRequest
     environ: Mapping[str, str]
     on_tty: bool = False
     tty_path: str | None = None  # the pty the client forwards (Stdio.PTY)
+    authentication: Authentication = Authentication.PASSWORD
+    action: BrokerAction = BrokerAction.RUN
+    interactive: bool = True  # polkit may ask (False: -n)
 
     def to_message(self) -> dict[str, object]:
         options = {
@@ -93,12 +116,14 @@ class BrokerRequest:
         return {
             "version": self.VERSION, "options": options, "environ": dict(self.environ),
             "on_tty": self.on_tty, "tty_path": self.tty_path,
+            "authentication": self.authentication.value, "action": self.action.value,
+            "interactive": self.interactive,
         }  # fmt: skip
 
     @classmethod
     def from_message(cls, message: Mapping[str, object]) -> BrokerRequest:
         """The request, or RunasError naming the first field that is not as sent."""
-        _check_keys(message, {"version", "options", "environ", "on_tty", "tty_path"}, "request")
+        _check_keys(message, _REQUEST_FIELDS, "request")
         if message.get("version") != cls.VERSION:
             raise RunasError(
                 f"broker request version {message.get('version')!r} is not {cls.VERSION}: "
@@ -121,7 +146,26 @@ class BrokerRequest:
             environ=dict(environ),
             on_tty=_bool("on_tty", message.get("on_tty", False)),
             tty_path=_optional_str("tty_path", message.get("tty_path")),
-        )
+            authentication=_member(Authentication, "authentication",
+                                   message.get("authentication", "password")),
+            action=_member(BrokerAction, "action", message.get("action", "run")),
+            interactive=_bool("interactive", message.get("interactive", True)),
+        )  # fmt: skip
+
+
+_E = TypeVar("_E", bound=Enum)
+_REQUEST_FIELDS = {
+    "version", "options", "environ", "on_tty", "tty_path", "authentication", "action",
+    "interactive",
+}  # fmt: skip
+
+
+def _member(kind: type[_E], name: str, value: object) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        known = ", ".join(str(member.value) for member in kind)
+        raise RunasError(f"bad broker request: '{name}' must be one of {known}") from None
 
 
 def _check_keys(message: Mapping[str, object], known: set[str], what: str) -> None:
@@ -408,3 +452,39 @@ def environment(
                 env[name] = caller.environ[name]
     env.update(parse_setenv(options.setenv, dict(caller.environ)))
     return tuple(env.items())
+
+
+def authorization_details(request: ElevateRequest, plan: LaunchPlan) -> dict[str, str]:
+    """What polkit's org.runas_podman.run check sees (and its prompt names), taken from
+    the very plan the broker then starts: rules match these texts exactly.
+
+    `extras` lists, one per line, everything the request adds beyond running the command
+    as the user: --setenv/--preserve-env variables (with the values that will be set),
+    -p properties, --nice, --slice, --empower, --lightweight; empty for a plain request.
+    """
+    values = {a.name: a.text.partition("=")[2] for a in plan.assignments}
+    workdir = values.get("WorkingDirectory", "")
+    if workdir in ("", "~"):
+        workdir = plan.user.home if workdir == "~" else "/"
+    requested = {text.partition("=")[0] for text in request.setenv}
+    for names in request.preserve_env:
+        requested.update(filter(None, names.split(",")))
+    extras = [f"Environment={name}={value}" for name, value in plan.environment
+              if name in requested]  # fmt: skip
+    extras += [f"-p {text}" for text in request.properties]
+    if request.nice is not None:
+        extras.append(f"Nice={request.nice}")
+    if request.slice is not None or request.slice_inherit:
+        extras.append(f"Slice={values.get('Slice', '')}")
+    if request.empower:
+        extras.append("--empower")
+    if request.lightweight is not None:
+        extras.append(f"--lightweight={'yes' if request.lightweight else 'no'}")
+    return {
+        "program": plan.argv[0],
+        "command_line": shlex.join(plan.argv),
+        "user": plan.user.name,
+        "group": values.get("Group") or plan.user.group,
+        "cwd": workdir,
+        "extras": "\n".join(extras),
+    }

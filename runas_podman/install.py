@@ -9,7 +9,8 @@ What is installed, each file printed as it is written (`installed PATH`, `update
   after the interpreter trust check (hostfiles.check_interpreter_trusted), then enabled
   and started over D-Bus;
 - polkit action files (*.policy in the package's data/polkit/, to
-  /usr/share/polkit-1/actions, the one directory polkit reads them from): none ship yet;
+  /usr/share/polkit-1/actions, the one directory polkit reads them from): the action
+  org.runas_podman.run that the root broker checks for `runas --via-broker`;
 - the man pages built into the wheel (data/man/man1/*.1, by hatch_build.py with
   click-man) to PREFIX/share/man/man1;
 - the shell completions of runas-podman and runas for bash, zsh and fish under
@@ -59,8 +60,8 @@ PAM_FILE = "/etc/pam.d/runas"
 UNIT_DIR = "/etc/systemd/system"
 BROKER_SOCKET = "runas-broker.socket"
 BROKER_UNITS = (BROKER_SOCKET, "runas-broker@.service")
-# polkit reads action files from this one directory (no /usr/local, no /etc): a future
-# runas-podman .policy goes into runas_podman/data/polkit/ and is installed here.
+# polkit reads action files from this one directory (no /usr/local, no /etc): the
+# package's runas_podman/data/polkit/*.policy are installed here.
 POLKIT_ACTIONS = "/usr/share/polkit-1/actions"
 PROGS = ("runas-podman", "runas")
 
@@ -553,7 +554,7 @@ def broker_artifacts(dest: str = UNIT_DIR) -> list[Artifact]:
 
 
 def polkit_artifacts() -> list[Artifact]:
-    """The package's polkit action files (data/polkit/*.policy): none ship yet."""
+    """The package's polkit action files (data/polkit/*.policy)."""
     from importlib.resources import files
 
     directory = files("runas_podman").joinpath("data/polkit")
@@ -861,10 +862,11 @@ def install_pam(dest: str = PAM_FILE, force: bool = False) -> int:
 
 
 def install_broker(dest: str = UNIT_DIR, force: bool = False) -> int:
-    """`runas-podman install-broker`: the broker units alone, enabled and started."""
+    """`runas-podman install-broker`: the broker units, enabled and started, and the polkit
+    action the broker checks for `runas --via-broker`."""
     dest = _check_dest(dest)
     check_broker_interpreter()
-    _install(broker_artifacts(dest), Target(), force, dry_run=False)
+    _install(broker_artifacts(dest) + polkit_artifacts(), Target(), force, dry_run=False)
     _start_broker(Target(), dry_run=False)
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
 import click
@@ -17,6 +18,7 @@ from . import __version__
 from .clirun import AsciiInt, lazy_completion, run_cli
 
 if TYPE_CHECKING:
+    from .broker import BrokerCall
     from .elevate import ElevateRequest
 
 PROG = "runas"
@@ -115,6 +117,33 @@ def _boolean(value: str | None) -> bool | None:
     "broker instead of polkit).",
 )
 @click.option(
+    "--via-broker",
+    is_flag=True,
+    help="Ask the root broker, which checks polkit's org.runas_podman.run with the command "
+    "in its details (rules can allow one exact command), or wheel+PAM without polkit.",
+)
+@click.option(
+    "-k",
+    "--reset-timestamp",
+    "cache_action",
+    flag_value="reset",
+    help="Forget your cached authorizations first (without COMMAND: and exit).",
+)
+@click.option(
+    "-K",
+    "--remove-timestamp",
+    "cache_action",
+    flag_value="remove",
+    help="Forget your cached authorizations and exit.",
+)
+@click.option(
+    "-v",
+    "--validate",
+    "cache_action",
+    flag_value="validate",
+    help="Authenticate (starting a fresh cached authorization) without running anything.",
+)
+@click.option(
     "--empower",
     is_flag=True,
     help="Keep your user; add all capabilities and the group empower (as run0 --empower).",
@@ -148,6 +177,8 @@ def runas(
     lightweight: str | None,
     non_interactive: bool,
     stdin_password: bool,
+    via_broker: bool,
+    cache_action: str | None,
     empower: bool,
     dry_run: bool,
 ) -> int:
@@ -163,15 +194,130 @@ def runas(
         background=background, shell_prompt_prefix=shell_prompt_prefix,
         lightweight=_boolean(lightweight), empower=empower,
     )  # fmt: skip
-    return elevate(request, ttys, dry_run, non_interactive, stdin_password)
+    route = Route(via_broker, stdin_password, not non_interactive)
+    if cache_action is not None:
+        return cached_authorization(cache_action, request, route)
+    return elevate(request, ttys, dry_run, route)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which way authorization goes: --via-broker, -S, and whether anyone may be asked."""
+
+    via_broker: bool = False
+    stdin_password: bool = False
+    interactive: bool = True
+
+    def broker_call(self, **changes: object) -> BrokerCall | None:
+        """The broker call for this route, or None for the direct systemd+polkit path."""
+        from .broker import BrokerCall, polkit_installed
+        from .elevate import Authentication
+
+        if os.geteuid() == 0 and not self.via_broker:
+            return None  # root needs nobody's authorization
+        if self.stdin_password or not polkit_installed():
+            authentication = Authentication.PASSWORD
+        elif self.via_broker:
+            authentication = Authentication.POLKIT
+        else:
+            return None
+        return BrokerCall(
+            authentication=authentication,
+            interactive=self.interactive,
+            password_from_stdin=self.stdin_password,
+            **changes,  # type: ignore[arg-type]
+        )
+
+
+def cached_authorization(action: str, request: ElevateRequest, route: Route) -> int:
+    """-k, -K, -v: forget the caller's cached authorizations (polkit's temporary ones for
+    runas's actions, and the broker's own), or authenticate without running anything."""
+    from .elevate import MANAGE_UNITS_ACTION, BrokerAction
+    from .errors import UsageError
+
+    if request.command and action != "reset":
+        flag = "-K" if action == "remove" else "-v"
+        raise UsageError(f"{flag} runs nothing: drop the command, or use -k to forget first")
+    if action in ("reset", "remove"):
+        forget_cached_authorizations(request)
+        if action == "remove" or not request.command:
+            return 0
+        return elevate(request, (os.isatty(0), os.isatty(1), os.isatty(2)), False, route)
+    if os.geteuid() == 0:
+        return 0  # -v: root is never asked
+    call = route.broker_call(action=BrokerAction.VALIDATE)
+    if call is not None:
+        return _broker(request, call)
+    return validate_with_polkit(MANAGE_UNITS_ACTION, route)
+
+
+def forget_cached_authorizations(request: ElevateRequest) -> None:
+    """polkit's temporary authorizations of this session for runas's two actions, then the
+    broker's cache entries of this uid (if a broker is installed)."""
+    import asyncio
+
+    from . import polkit
+    from .broker import BROKER_SOCKET, BrokerCall, polkit_installed
+    from .elevate import MANAGE_UNITS_ACTION, RUN_ACTION, BrokerAction
+
+    if os.geteuid() == 0:
+        return  # root is never asked, so nothing is cached for it
+    if polkit_installed():
+        asyncio.run(polkit.forget(frozenset({MANAGE_UNITS_ACTION, RUN_ACTION})))
+    if os.path.exists(BROKER_SOCKET):
+        _broker(request, BrokerCall(action=BrokerAction.FORGET))
+
+
+def _broker(request: ElevateRequest, call: BrokerCall) -> int:
+    import socket
+
+    from .broker import run_through_broker
+    from .elevate import Caller
+    from .session import Terminal
+
+    caller = Caller(name=_user_name(os.getuid()), uid=os.getuid(), gid=os.getgid(), cwd=_cwd(),
+                    environ=dict(os.environ), hostname=socket.gethostname())  # fmt: skip
+    return run_through_broker(request, caller, Terminal(None, None), call)
+
+
+def validate_with_polkit(action: str, route: Route) -> int:
+    """-v on systemd's own path: forget this session's temporary authorization of ACTION
+    (a session-wide agent's), then ask polkit for it as systemd would (pkttyagent prompts).
+    What polkit keeps after pkttyagent's answer lasts as long as this process (polkit keeps
+    per process): run0 -v has the same limit."""
+    import asyncio
+
+    from . import polkit
+    from .errors import RunasError
+    from .polkit_agent import close_agent, open_agent
+
+    async def check() -> polkit.Authorization:
+        await polkit.forget(frozenset({action}))
+        bus = await polkit.connect()
+        try:
+            subject = polkit.Subject.process(os.getpid(), os.getuid())
+            return await polkit.check_authorization(bus, subject, action, {},
+                                                    route.interactive)  # fmt: skip
+        finally:
+            bus.disconnect()
+
+    agent = open_agent() if route.interactive else None
+    try:
+        result = asyncio.run(check())
+    finally:
+        close_agent(agent)
+    if result.authorized:
+        return 0
+    if result.challenge and not route.interactive:
+        raise RunasError(f"authentication is required for {action}, and -n forbids asking")
+    raise RunasError(f"not authorized: polkit refused {action}")
 
 
 def elevate(
     request: ElevateRequest,
     ttys: tuple[bool, bool, bool],
     dry_run: bool,
-    non_interactive: bool,
-    stdin_password: bool,
+    route: Route,
 ) -> int:
     """Plan the request here (so every usage error is found before anything starts),
     then run it: directly through systemd (root, polkit) or through the root broker."""
@@ -212,13 +358,14 @@ def elevate(
     from .session import Terminal
 
     terminal = Terminal(tint, title)
-    from . import broker
+    call = route.broker_call()
+    if call is not None:
+        from .broker import run_through_broker
 
-    if os.geteuid() != 0 and (stdin_password or not broker.polkit_installed()):
-        return broker.run_through_broker(request, caller, terminal, stdin_password)
+        return run_through_broker(request, caller, terminal, call)
     from .session import run_session
 
-    interactive = not non_interactive and os.geteuid() != 0
+    interactive = route.interactive and os.geteuid() != 0
     return run_session(plan, interactive=interactive, terminal=terminal)
 
 

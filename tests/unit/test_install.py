@@ -283,8 +283,11 @@ def test_install_pam_keeps_its_dest_and_reports_the_stack(
     assert str(dest) in (tmp_path / "state/installed").read_text()
 
 
-def test_no_polkit_files_ship_yet() -> None:
-    assert install.polkit_artifacts() == []
+def test_the_run_action_ships() -> None:
+    (artifact,) = install.polkit_artifacts()
+    assert artifact.path == "/usr/share/polkit-1/actions/org.runas_podman.policy"
+    assert '<action id="org.runas_podman.run">' in artifact.text
+    assert "$(command_line)" in artifact.text and "auth_admin_keep" in artifact.text
 
 
 def test_manifest_round_trip_and_damage() -> None:
