@@ -72,12 +72,13 @@ def empower_installed(polkit_group: Testbed) -> Iterator[Testbed]:  # noqa: F811
     assert not group_exists(tb), "the testbed should not have group empower"
     result = tb.run(["runas-podman", "install", "--empower"])
     try:
+        # bookworm's polkit 122: refused (test_install_empower_adds_what_is_missing_...)
+        assert result.returncode == (0 if polkit_version(tb) >= 126 else 125), result.stderr
         yield tb
     finally:
         tb.run(["runas-podman", "uninstall", "--force"])
         tb.check(["runas-podman", "install-pam"])
         tb.check(["runas-podman", "install-broker"])
-    assert result.returncode == 0, result.stderr
 
 
 def test_install_empower_adds_what_is_missing_or_names_the_polkit_needed(
