@@ -119,6 +119,12 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     help="Also install and start runas's wheel+PAM broker (runas-broker.socket).",
 )
 @click.option(
+    "--empower",
+    is_flag=True,
+    help="Also add what the host lacks of runas --empower's group and polkit rule "
+    "(systemd >= 259 ships the rule).",
+)
+@click.option(
     "--prefix",
     default="/usr/local",
     show_default=True,
@@ -138,18 +144,23 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     help="Replace files runas-podman did not write, or that were changed since.",
 )
 @click.option("--dry-run", is_flag=True, help="List what install would write; change nothing.")
-def install_command(broker: bool, prefix: str, root: str, force: bool, dry_run: bool) -> int:
+def install_command(
+    broker: bool, empower: bool, prefix: str, root: str, force: bool, dry_run: bool
+) -> int:
     """Install what the host needs: the PAM file, man pages, shell completions.
 
     /etc/pam.d/runas (as install-pam), with --broker the broker units (as install-broker),
-    the man pages in PREFIX/share/man/man1, and the bash, zsh and fish completions under
+    with --empower the group empower (a sysusers.d file) and its polkit rule where the host
+    lacks them, the man pages in PREFIX/share/man/man1, and the bash, zsh and fish completions under
     PREFIX/share. Each file is printed as it is written. A file that runas-podman did not
     write, or that was changed since, is refused unless --force. What was written is
     listed in /var/lib/runas-podman/installed, for update and for uninstall.
     """
     from .install import install
 
-    return install(prefix=prefix, root=root, broker=broker, force=force, dry_run=dry_run)
+    return install(
+        prefix=prefix, root=root, broker=broker, empower=empower, force=force, dry_run=dry_run
+    )
 
 
 @cli.command("uninstall", short_help="Remove what install wrote.")

@@ -27,6 +27,9 @@ PAM_FILE = f"/etc/pam.d/{PAM_SERVICE}"
 RUN_ACTION = "org.runas_podman.run"
 MANAGE_UNITS_ACTION = "org.freedesktop.systemd1.manage-units"
 DEFAULT_PROMPT_PREFIX = "\N{SUPERHERO} "
+# run0 >= 259 (systemd#39882): an empowered session has its own prompt glyph.
+EMPOWER_PROMPT_PREFIX = "\N{JACK-O-LANTERN} "
+EMPOWER_GROUP = "empower"
 # Hues as run0 picks them: red for root, orange for --empower, yellow for other users.
 HUE_ROOT, HUE_EMPOWER, HUE_OTHER = 0, 30, 60
 TITLE_DOT = {HUE_ROOT: "\N{LARGE RED CIRCLE}", HUE_EMPOWER: "\N{LARGE ORANGE CIRCLE}",
@@ -268,6 +271,7 @@ class ElevateOptions:
     lightweight: bool | None = None
     empower: bool = False
     empower_group_exists: bool = False
+    user_given: bool = False  # -u was given (--empower without it keeps the caller's cwd)
 
 
 def choose_stdio(
@@ -294,9 +298,10 @@ def session_class(
 
 
 def tint_hue(target_is_root: bool, empower: bool) -> int:
-    if empower:
-        return HUE_EMPOWER
-    return HUE_ROOT if target_is_root else HUE_OTHER
+    """As run0: root first (an empowered root is root), then --empower, then another user."""
+    if target_is_root:
+        return HUE_ROOT
+    return HUE_EMPOWER if empower else HUE_OTHER
 
 
 def tint_color(hue: int, value: float = 0.2, saturation: float = 0.75) -> str:
@@ -335,16 +340,19 @@ def window_title(hue: int, command: Sequence[str], hostname: str) -> str:
     return f"{text} on {hostname}" if hostname else text
 
 
-def check_conflicts(options: ElevateOptions, user_given: bool) -> None:
-    if options.empower and user_given:
-        raise UsageError("--empower keeps your own user: it cannot be combined with -u/--user")
+def check_conflicts(options: ElevateOptions) -> None:
     if options.login and options.chdir is not None:
         raise UsageError("-i already changes to the target's home: drop -D/--chdir, or -i")
 
 
 def build_elevate_plan(options: ElevateOptions, caller: Caller, target: ServiceUser) -> LaunchPlan:
-    """The unit run0 would start for these options, as a LaunchPlan."""
-    target_is_root = target.uid == 0 and not options.empower
+    """The unit run0 would start for these options, as a LaunchPlan.
+
+    --empower (run0 >= 259): the target (-u, else the caller) keeps its uid and gets every
+    capability and the group `empower`, if the host has it; as run0, an empowered root is
+    just root (red, superhero, user-early).
+    """
+    target_is_root = target.uid == 0
     pty = options.stdio is Stdio.PTY
     argv = login_command(options, target)
     texts = [f"User={target.name}"]
@@ -363,7 +371,7 @@ def build_elevate_plan(options: ElevateOptions, caller: Caller, target: ServiceU
     if options.empower:
         texts.append("AmbientCapabilities=~")
         if options.empower_group_exists:
-            texts.append("SupplementaryGroups=empower")
+            texts.append(f"SupplementaryGroups={EMPOWER_GROUP}")
     assignments: list[Assignment] = [Assignment.parse(text) for text in texts]
     assignments += parse_assignments(options.properties)
     return LaunchPlan(
@@ -407,7 +415,8 @@ def shell_command_line(command: Sequence[str]) -> str:
 
 
 def working_directory(options: ElevateOptions, caller: Caller, target_is_root: bool) -> str | None:
-    """-D as given; -i: ~; else as run0: the caller's directory for root, ~ otherwise."""
+    """-D as given; -i: ~; else as run0: the caller's directory for root and for --empower
+    without -u (systemd#39874), ~ otherwise."""
     if options.login:
         return "~"
     if options.chdir is not None:
@@ -415,7 +424,8 @@ def working_directory(options: ElevateOptions, caller: Caller, target_is_root: b
             return "~"
         path = os.path.normpath(os.path.join(caller.cwd, options.chdir))  # as run0
         return None if path == "/" else path
-    return caller.cwd if target_is_root else "~"
+    stays = target_is_root or (options.empower and not options.user_given)
+    return caller.cwd if stays else "~"
 
 
 def unit_slice(options: ElevateOptions, caller: Caller) -> str:
@@ -438,7 +448,10 @@ def environment(
     env.update(SUDO_USER=caller.name, SUDO_UID=str(caller.uid), SUDO_GID=str(caller.gid))
     prefix = options.shell_prompt_prefix
     if prefix is None:
-        prefix = caller.environ.get("SYSTEMD_RUN_SHELL_PROMPT_PREFIX", DEFAULT_PROMPT_PREFIX)
+        glyph = EMPOWER_PROMPT_PREFIX if options.empower and not target_is_root else None
+        prefix = caller.environ.get(
+            "SYSTEMD_RUN_SHELL_PROMPT_PREFIX", glyph or DEFAULT_PROMPT_PREFIX
+        )
     if prefix:
         env["SHELL_PROMPT_PREFIX"] = prefix
     klass = session_class(options.lightweight, target_is_root, options.empower, pty)

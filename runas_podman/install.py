@@ -14,7 +14,10 @@ What is installed, each file printed as it is written (`installed PATH`, `update
 - the man pages built into the wheel (data/man/man1/*.1, by hatch_build.py with
   click-man) to PREFIX/share/man/man1;
 - the shell completions of runas-podman and runas for bash, zsh and fish under
-  PREFIX/share (completion.completion_paths).
+  PREFIX/share (completion.completion_paths);
+- with --empower, what the host lacks of runas --empower's group and polkit rule
+  (empower.py): /etc/sysusers.d/runas-empower.conf (then systemd-sysusers creates the
+  group; uninstall deletes it) and /etc/polkit-1/rules.d/49-runas-empower.rules.
 
 Nothing is overwritten silently. The manifest, /var/lib/runas-podman/installed, records
 every file written (with the SHA-256 of what was written) and every directory created.
@@ -42,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .empower import SYSUSERS_FILE
 from .errors import (
     EXIT_CANNOT_EXECUTE,
     EXIT_LAUNCHER,
@@ -65,16 +69,18 @@ BROKER_UNITS = (BROKER_SOCKET, "runas-broker@.service")
 POLKIT_ACTIONS = "/usr/share/polkit-1/actions"
 PROGS = ("runas-podman", "runas")
 
+
 # Components: each file in the manifest belongs to one.
-PAM, BROKER, POLKIT, MAN, COMPLETION, STATE = (
+PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER = (
     "pam",
     "broker",
     "polkit",
     "man",
     "completion",
     "state",
+    "empower",
 )
-COMPONENTS = (PAM, BROKER, POLKIT, MAN, COMPLETION, STATE)
+COMPONENTS = (PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER)
 
 # Files runas-podman wrote before the manifest existed carry these first lines: such a
 # file is ours to update even without a manifest entry.
@@ -553,6 +559,89 @@ def broker_artifacts(dest: str = UNIT_DIR) -> list[Artifact]:
     return artifacts
 
 
+def check_empower_polkit() -> None:
+    """Refuse --empower where polkit ignores a process's own groups (empower.py)."""
+    from .empower import POLKIT_GROUPS_OF_PROCESS_SINCE, polkit_version
+
+    version = polkit_version()
+    if version is not None and version < POLKIT_GROUPS_OF_PROCESS_SINCE:
+        raise RunasError(
+            f"--empower: polkit {version} judges a process by its user's groups, not by its "
+            f"own, so the group empower cannot give a runas --empower command polkit's rights "
+            f"here: that needs polkit >= {POLKIT_GROUPS_OF_PROCESS_SINCE} (runas --empower "
+            "still gives every capability); nothing was written"
+        )
+
+
+def empower_artifacts(target: Target, manifest: Manifest) -> list[Artifact]:
+    """The sysusers.d file when the group is missing, the rule when systemd's is: each also
+    when an earlier install wrote it (it stays ours)."""
+    from . import empower
+
+    artifacts = []
+    group_missing = not _group_on_target(target, empower.GROUP)
+    if group_missing or empower.SYSUSERS_FILE in manifest.files:
+        artifacts.append(Artifact(EMPOWER, empower.SYSUSERS_FILE, empower.SYSUSERS_TEXT,
+                                  f"group {empower.GROUP}"))  # fmt: skip
+    if empower.systemd_rule(target.host) is None or empower.RULE_FILE in manifest.files:
+        artifacts.append(Artifact(EMPOWER, empower.RULE_FILE, empower.RULE_TEXT,
+                                  f"polkit: every action for group {empower.GROUP}"))  # fmt: skip
+    return artifacts
+
+
+def _group_on_target(target: Target, name: str) -> bool:
+    if target.is_live:
+        from .lookup import group_exists
+
+        return group_exists(name)
+    try:
+        with open(target.host("/etc/group")) as groups:
+            return any(line.split(":", 1)[0] == name for line in groups)
+    except OSError:
+        return False
+
+
+def _create_empower_group(target: Target, dry_run: bool) -> None:
+    """systemd-sysusers on our file: the group exists before install returns."""
+    import subprocess
+
+    from . import empower
+    from .lookup import executable, group_exists
+
+    if not target.is_live:
+        click.echo(f"not created (--root): on the target, systemd-sysusers {empower.SYSUSERS_FILE}")
+        return
+    if group_exists(empower.GROUP):
+        return
+    if dry_run:
+        click.echo(f"would create group {empower.GROUP} (systemd-sysusers)")
+        return
+    sysusers = executable("systemd-sysusers", "systemd")
+    done = subprocess.run([sysusers, empower.SYSUSERS_FILE], capture_output=True, text=True)
+    if done.returncode != 0 or not group_exists(empower.GROUP):
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RunasError(
+            f"systemd-sysusers {empower.SYSUSERS_FILE} did not create group {empower.GROUP} "
+            f"({last}): create it with groupadd --system {empower.GROUP}"
+        )
+    click.echo(f"created group {empower.GROUP}")
+
+
+def _delete_empower_group() -> None:
+    import subprocess
+
+    from . import empower
+    from .lookup import group_exists
+
+    if not group_exists(empower.GROUP):
+        return
+    done = subprocess.run(["groupdel", empower.GROUP], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RunasError(f"could not delete group {empower.GROUP}: {last}")
+    click.echo(f"removed group {empower.GROUP}")
+
+
 def polkit_artifacts() -> list[Artifact]:
     """The package's polkit action files (data/polkit/*.policy)."""
     from importlib.resources import files
@@ -791,17 +880,23 @@ def install(
     prefix: str = DEFAULT_PREFIX,
     root: str = "/",
     broker: bool = False,
+    empower: bool = False,
     force: bool = False,
     dry_run: bool = False,
 ) -> int:
-    """`runas-podman install`: PAM, broker (if asked), polkit, man pages, completions."""
+    """`runas-podman install`: PAM, broker (if asked), polkit, man pages, completions, the
+    empower group and rule (if asked)."""
     prefix = _check_prefix(prefix)
     target = Target(root)
     if broker:
         check_broker_interpreter()
+    if empower and target.is_live:
+        check_empower_polkit()
     artifacts = [pam_artifact(PAM_FILE, target)]
     if broker:
         artifacts += broker_artifacts(UNIT_DIR)
+    if empower:
+        artifacts += empower_artifacts(target, target.read_manifest())
     artifacts += polkit_artifacts()
     man, note = man_artifacts(prefix)
     artifacts += man
@@ -816,6 +911,8 @@ def install(
     _install(artifacts, target, force, dry_run, stale)
     if broker:
         _start_broker(target, dry_run)
+    if any(artifact.path == SYSUSERS_FILE for artifact in artifacts):
+        _create_empower_group(target, dry_run)
     if dry_run:
         click.echo("dry run: nothing changed")
     return 0
@@ -911,7 +1008,10 @@ def uninstall(*, root: str = "/", force: bool = False, dry_run: bool = False) ->
     plan = plan_uninstall(manifest, target, force)
     refuse(plan.refusals)
     broker = any(component == BROKER for component, _digest in manifest.files.values())
+    group = SYSUSERS_FILE in manifest.files  # install created the group
     if dry_run:
+        if group and target.is_live:
+            click.echo("would remove group empower")
         if broker and target.is_live:
             click.echo(f"would stop and disable {BROKER_SOCKET}")
         apply(plan, manifest, target, dry_run=True)
@@ -935,6 +1035,8 @@ def uninstall(*, root: str = "/", force: bool = False, dry_run: bool = False) ->
             os.unlink(manifest_path)
             click.echo(f"removed {manifest_path}")
         remove_empty_dirs(manifest, target, dry_run=False)
+        if group and target.is_live:
+            _delete_empower_group()
     if broker and target.is_live:
         _reload_manager()
     return 0

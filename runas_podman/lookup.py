@@ -87,6 +87,14 @@ def group_name(name_or_gid: str) -> str:
         ) from None
 
 
+def group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 def is_executable_file(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
@@ -132,21 +140,24 @@ def resolve_elevation(request: ElevateRequest, caller: Caller) -> tuple[LaunchPl
     """
     import dataclasses
 
-    from .elevate import ElevateOptions, build_elevate_plan, check_conflicts, tint_hue
+    from .elevate import (
+        EMPOWER_GROUP,
+        ElevateOptions,
+        build_elevate_plan,
+        check_conflicts,
+        tint_hue,
+    )
     from .plan import service_unit_name
 
     user_given = request.user is not None
-    # --empower keeps the caller's own user; otherwise -u, or root. An empty -u is refused
-    # (checked_identity), never read as "not given".
-    target_name = (
-        caller.name if request.empower else ("root" if request.user is None else request.user)
-    )
+    # -u, else the caller for --empower (run0 >= 259 empowers -u USER too), else root. An
+    # empty -u is refused (checked_identity), never read as "not given".
+    if request.user is not None:
+        target_name = request.user
+    else:
+        target_name = caller.name if request.empower else "root"
     group = group_name(request.group) if request.group is not None else None
-    try:
-        grp.getgrnam("empower")
-        empower_group = True
-    except KeyError:
-        empower_group = False
+    empower_group = request.empower and group_exists(EMPOWER_GROUP)
     options = ElevateOptions(
         command=request.command,
         group=group,
@@ -167,8 +178,9 @@ def resolve_elevation(request: ElevateRequest, caller: Caller) -> tuple[LaunchPl
         lightweight=request.lightweight,
         empower=request.empower,
         empower_group_exists=empower_group,
+        user_given=user_given,
     )
-    check_conflicts(options, user_given)
+    check_conflicts(options)
     target = service_user(target_name)
     if request.command and not (request.via_shell or request.login):
         path = executable(request.command[0])

@@ -216,7 +216,8 @@ def quadlet_install(user: str, files: tuple[str, ...]) -> int:
 
     target = _user(user)
     installed = quadlets.install(target, [Path(file) for file in files])
-    _run(_reload(target))
+    if not quadlets.podman_manages_quadlets():  # podman quadlet install reloads itself
+        _run(_reload(target))
     for name, units in installed.items():
         click.echo(f"installed {name}: {', '.join(units)}")
     return 0
@@ -233,10 +234,17 @@ def quadlet_list(user: str, output_format: str) -> int:
     from .podman_api import render_table
 
     target = _user(user)
-    files = quadlets.installed(target)
-    units = quadlets.generate(files) if files else {}
-    states = _run(_states(target, [u for us in units.values() for u in us]))
-    rows = [[name, unit, states.get(unit, "?")] for name in files for unit in units.get(name, [])]
+    rows: list[list[str]]
+    by_podman = quadlets.listed(target)  # podman quadlet list, on podman >= 5.6
+    if by_podman is not None:
+        rows = [list(row) for row in by_podman]
+    else:
+        files = quadlets.installed(target)
+        units = quadlets.generate(files) if files else {}
+        states = _run(_states(target, [u for us in units.values() for u in us]))
+        rows = [
+            [name, unit, states.get(unit, "?")] for name in files for unit in units.get(name, [])
+        ]
     if output_format == "json":
         keys = ("quadlet", "unit", "state")
         click.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
@@ -255,10 +263,11 @@ def quadlet_remove(user: str, names: tuple[str, ...]) -> int:
     target = _user(user)
     chosen = quadlets.resolve(target, names)
     _run(_user_manager_jobs(target, "StopUnit", [u for _f, us in chosen for u in us]))
-    quadlets.remove(target, [name for name, _units in chosen])
+    reloaded = quadlets.remove(target, [name for name, _units in chosen])
     for name, _units in chosen:
         click.echo(f"removed {name}")
-    _run(_reload(target))
+    if not reloaded:
+        _run(_reload(target))
     return 0
 
 

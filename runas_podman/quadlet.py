@@ -5,10 +5,21 @@ that dropped to it: root never follows the user's links there). Before anything 
 installed, podman's own generator validates the new files together with those already
 there (`quadlet -dryrun -user`); its output also says which units each file becomes.
 The user's manager is reloaded and driven over D-Bus.
+
+On podman >= 5.6 the files are installed, listed and removed by podman's own
+`podman quadlet install/list/rm`, run as the user the way `runas-podman podman` runs it
+(a transient unit with User=, its output captured), after the same validation: the
+generator's dry run and the OpenFile= rule come first, so a bad file reaches podman never.
+podman 5.8 groups the files of one `install` call into an application (a `.NAME.app`
+list) that `rm` removes whole, and leaves files installed when its own check fails:
+so each file gets its own call (what others refer to first), with --replace (as the
+project's installer replaces), and a failure puts back what was there before.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -23,6 +34,9 @@ from .model import ServiceUser
 from .privileges import run_as
 
 QUADLET_SINCE = (4, 4)  # podman's Quadlet generator
+PODMAN_QUADLET_SINCE = (5, 6)  # podman quadlet install/list/rm
+# Installed first: what other files refer to (Network=, Volume=, Image=, Pod=).
+_INSTALL_ORDER = (".network", ".volume", ".image", ".build", ".pod", ".container", ".kube")
 GENERATORS = ("/usr/libexec/podman/quadlet", "/usr/lib/podman/quadlet")
 SUFFIXES = (".container", ".pod", ".network", ".volume", ".kube", ".image", ".build")
 _UNIT_HEADER = re.compile(r"^---(?P<unit>[^\s]+)---$")
@@ -62,21 +76,36 @@ def generator_error(stderr: str) -> str:
     return complaints[-1] if complaints else "the quadlet generator failed"
 
 
+def podman_version() -> tuple[tuple[int, int], str] | None:
+    """(major, minor) and the text of `podman --version`, or None without podman."""
+    podman = shutil.which("podman", path="/usr/local/bin:/usr/bin:/bin")
+    if podman is None:
+        return None
+    text = subprocess.run([podman, "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"([0-9]+)\.([0-9]+)", text)
+    if found is None:
+        return None
+    return (int(found.group(1)), int(found.group(2))), text.strip()
+
+
+def podman_manages_quadlets() -> bool:
+    """Whether this podman has `podman quadlet install/list/rm` (5.6 and newer)."""
+    found = podman_version()
+    return found is not None and found[0] >= PODMAN_QUADLET_SINCE
+
+
 def _generator() -> str:
     for path in GENERATORS:
         if os.access(path, os.X_OK):
             return path
     from .hints import install_hint
 
-    podman = shutil.which("podman", path="/usr/local/bin:/usr/bin:/bin")
-    if podman is not None:
-        version = subprocess.run([podman, "--version"], capture_output=True, text=True).stdout
-        found = re.search(r"([0-9]+)\.([0-9]+)", version)
-        if found and (int(found.group(1)), int(found.group(2))) < QUADLET_SINCE:
-            raise RunasError(
-                f"Quadlets need podman {QUADLET_SINCE[0]}.{QUADLET_SINCE[1]} or newer; this "
-                f"host has {version.strip()} (run containers with runas-podman podman instead)"
-            )
+    found = podman_version()
+    if found is not None and found[0] < QUADLET_SINCE:
+        raise RunasError(
+            f"Quadlets need podman {QUADLET_SINCE[0]}.{QUADLET_SINCE[1]} or newer; this "
+            f"host has {found[1]} (run containers with runas-podman podman instead)"
+        )
     raise RunasError(f"podman's quadlet generator is not installed: {install_hint('podman')}")
 
 
@@ -128,7 +157,11 @@ def install(user: ServiceUser, files: Sequence[Path]) -> dict[str, list[str]]:
             raise RunasError(f"{file}: {error.strerror}") from None
     for name, text in new.items():
         check_open_files(user, name, text)
-    units = generate({**installed(user), **new})
+    before = installed(user)
+    units = generate({**before, **new})
+    if podman_manages_quadlets():
+        _podman_install(user, new, before)
+        return {name: units.get(name, []) for name in new}
     directory = quadlet_dir(user)
 
     def write() -> bytes:
@@ -143,6 +176,124 @@ def install(user: ServiceUser, files: Sequence[Path]) -> dict[str, list[str]]:
 
     run_as(user, write, f"installing into {directory}")
     return {name: units.get(name, []) for name in new}
+
+
+def podman_as(user: ServiceUser, args: Sequence[str]) -> tuple[int, str, str]:
+    """`podman ARGS` as USER, as `runas-podman podman -u USER` runs it (a transient unit
+    on PID 1 with User=, or the user's own manager when the user runs this), with its
+    stdout and stderr captured: (status, stdout, stderr)."""
+    from . import lookup
+    from .launcher import run_plan
+    from .model import Manager
+    from .plan import build_service_plan, service_unit_name
+    from .session import connect_manager
+    from .systemd_bus import connected
+
+    manager = Manager.USER if os.geteuid() == user.uid != 0 else Manager.SYSTEM
+    plan = build_service_plan(
+        user=user,
+        argv=[lookup.executable("podman", "podman"), *args],
+        manager=manager,
+        unit=service_unit_name(None, lambda: os.urandom(6).hex()),
+    )
+
+    async def run(stdio: tuple[int, int, int]) -> int:
+        async with connected(connect_manager(plan)) as bus:
+            return await run_plan(plan, bus, stdio_fds=stdio)
+
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    out = os.memfd_create("podman-stdout")
+    err = os.memfd_create("podman-stderr")
+    try:
+        status = asyncio.run(run((null, out, err)))
+        texts = []
+        for fd in (out, err):
+            os.lseek(fd, 0, os.SEEK_SET)
+            with os.fdopen(os.dup(fd), "rb") as captured:
+                texts.append(captured.read().decode(errors="replace"))
+    finally:
+        for fd in (null, out, err):
+            os.close(fd)
+    return status, texts[0], texts[1]
+
+
+def _why(status: int, stderr: str) -> str:
+    """podman's own complaint (not its closing summary line), or its exit status."""
+    lines = [line.removeprefix("Error: ").strip() for line in stderr.splitlines() if line.strip()]
+    complaints = [
+        line for line in lines if not line.startswith(("errors occurred", "some quadlets"))
+    ]
+    return (complaints or lines or [f"exit status {status}"])[0]
+
+
+def _podman_install(user: ServiceUser, new: Mapping[str, str], before: Mapping[str, str]) -> None:
+    """`podman quadlet install --replace` as USER, one call per file (see the module's
+    doc), from copies the user writes in its runtime directory; on a failure, what was
+    there before is put back and nothing new stays."""
+    runtime = user.runtime_dir
+
+    def stage() -> bytes:
+        staging = tempfile.mkdtemp(prefix="runas-quadlet-", dir=runtime)
+        for name, text in new.items():
+            Path(staging, name).write_text(text)
+        return staging.encode()
+
+    staging = run_as(user, stage, f"staging the files in {runtime}").decode()
+    order = sorted(new, key=lambda name: _INSTALL_ORDER.index(Path(name).suffix))
+    done: list[str] = []
+    try:
+        for index, name in enumerate(order):
+            last = index == len(order) - 1
+            status, _out, err = podman_as(
+                user, ["quadlet", "install", "--replace",
+                       f"--reload-systemd={'true' if last else 'false'}", f"{staging}/{name}"],
+            )  # fmt: skip
+            done.append(name)
+            if status != 0:
+                raise RunasError(
+                    f"podman quadlet install {name} failed as {user.name}: "
+                    f"{_why(status, err)}; nothing was installed"
+                )
+    except BaseException:
+        _restore(user, done, before)
+        raise
+    finally:
+
+        def clean() -> bytes:
+            shutil.rmtree(staging, ignore_errors=True)
+            return b""
+
+        run_as(user, clean, f"removing {staging}")
+
+
+def _restore(user: ServiceUser, names: Sequence[str], before: Mapping[str, str]) -> None:
+    """Put back the files `names` had before an install (or remove them), as the user."""
+    directory = quadlet_dir(user)
+
+    def put_back() -> bytes:
+        for name in names:
+            (directory / f".{name}.app").unlink(missing_ok=True)
+            if name in before:
+                staging = directory / f".{name}.runas-old"
+                staging.unlink(missing_ok=True)
+                with open(staging, "x") as out:
+                    out.write(before[name])
+                os.replace(staging, directory / name)
+            else:
+                (directory / name).unlink(missing_ok=True)
+        return b""
+
+    run_as(user, put_back, f"restoring {directory}")
+    with contextlib.suppress(RunasError, OSError):
+        asyncio.run(_reload(user))  # podman may have reloaded with a file now gone
+
+
+async def _reload(user: ServiceUser) -> None:
+    from .systemd_bus import connected
+    from .user_bus import connect_user_manager
+
+    async with connected(connect_user_manager(user)) as bus:
+        await bus.reload()
 
 
 def open_file_paths(text: str) -> list[str]:
@@ -177,7 +328,13 @@ def check_open_files(user: ServiceUser, name: str, text: str) -> None:
             )
 
 
-def remove(user: ServiceUser, names: Sequence[str]) -> None:
+def remove(user: ServiceUser, names: Sequence[str]) -> bool:
+    """Delete the files `names`; True when podman did it (and reloaded the manager)."""
+    if podman_manages_quadlets():
+        status, _out, err = podman_as(user, ["quadlet", "rm", "--force", *names])
+        if status != 0:
+            raise RunasError(f"podman quadlet rm failed as {user.name}: {_why(status, err)}")
+        return True
     directory = quadlet_dir(user)
 
     def unlink() -> bytes:
@@ -186,6 +343,27 @@ def remove(user: ServiceUser, names: Sequence[str]) -> None:
         return b""
 
     run_as(user, unlink, f"removing from {directory}")
+    return False
+
+
+def listed(user: ServiceUser) -> list[tuple[str, str, str]] | None:
+    """(file, unit, state) of the user's own Quadlets from `podman quadlet list` (podman >=
+    5.6; the files in ~/.config/containers/systemd/ only, as install and remove manage
+    them), or None where podman has no such command."""
+    if not podman_manages_quadlets():
+        return None
+    status, out, err = podman_as(user, ["quadlet", "list", "--format", "json"])
+    if status != 0:
+        raise RunasError(f"podman quadlet list failed as {user.name}: {_why(status, err)}")
+    directory = str(quadlet_dir(user))
+    rows = []
+    for entry in json.loads(out or "[]"):
+        if os.path.dirname(entry.get("Path", "")) != directory:
+            continue
+        state = str(entry.get("Status", ""))
+        rows.append((str(entry["Name"]), str(entry.get("UnitName", "")),
+                     state.split("/")[0] if "/" in state else "inactive"))  # fmt: skip
+    return sorted(rows)
 
 
 def resolve(user: ServiceUser, names: Sequence[str]) -> list[tuple[str, list[str]]]:

@@ -146,7 +146,7 @@ def _boolean(value: str | None) -> bool | None:
 @click.option(
     "--empower",
     is_flag=True,
-    help="Keep your user; add all capabilities and the group empower (as run0 --empower).",
+    help="Give the user (-u, else you) every capability and the group empower (as run0 --empower).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the equivalent systemd-run command line.")
 @click.option(
@@ -339,6 +339,12 @@ def elevate(
         on_tty=any(ttys),
     )
     plan, hue = lookup.resolve_elevation(request, caller)
+    if request.empower:
+        from .empower import GROUP, has_rule, missing_note
+
+        note = missing_note(lookup.group_exists(GROUP), has_rule())
+        if note is not None:
+            click.echo(f"{PROG}: note: {note}", err=True)
     if dry_run:
         from .session import manager_version
 

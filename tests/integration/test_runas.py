@@ -172,7 +172,6 @@ def test_working_directory(tb: Testbed) -> None:
 
 def test_usage_errors_exit_1_with_one_line(tb: Testbed) -> None:
     for arguments, fragment in [
-        (["--empower", "-u", "test", "true"], "--empower keeps your own user"),
         (["-i", "-D", "/tmp", "true"], "-i already changes"),
         (["--bogus"], "No such option '--bogus'"),
         (["-u", "nosuch", "true"], "unknown user 'nosuch'"),

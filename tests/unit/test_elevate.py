@@ -20,6 +20,7 @@ from runas_podman.elevate import (
     session_class,
     shell_command_line,
     tint_color,
+    tint_hue,
     unit_slice,
     window_title,
 )
@@ -96,7 +97,9 @@ def test_unit_properties_as_run0() -> None:
     ("target", "options", "directory"),
     [(ROOT, {}, "/srv/work"), (TEST, {}, "~"), (TEST, {"chdir": "/var"}, "/var"),
      (ROOT, {"login": True}, "~"), (TEST, {"chdir": "~"}, "~"),
-     (TEST, {"chdir": "sub/../dir"}, "/srv/work/dir")],
+     (TEST, {"chdir": "sub/../dir"}, "/srv/work/dir"),
+     # --empower (run0 >= 259, systemd#39874): the caller's directory, unless -u was given
+     (TEST, {"empower": True}, "/srv/work"), (TEST, {"empower": True, "user_given": True}, "~")],
 )  # fmt: skip
 def test_working_directory_rules(
     target: ServiceUser, options: dict[str, object], directory: str
@@ -127,20 +130,39 @@ def test_via_shell_command_line_expands_variables(command: tuple[str, ...], line
     assert plan_for(command=command, via_shell=True).argv[-1] == line
 
 
+ALICE = ServiceUser("alice", 1001, 1001, "alice", "/home/alice", "/bin/bash")
+
+
 def test_empower_properties() -> None:
-    alice = ServiceUser("alice", 1001, 1001, "alice", "/home/alice", "/bin/bash")
     texts = [
-        a.text for a in plan_for(target=alice, empower=True, empower_group_exists=True).assignments
+        a.text for a in plan_for(target=ALICE, empower=True, empower_group_exists=True).assignments
     ]
     assert "AmbientCapabilities=~" in texts and "SupplementaryGroups=empower" in texts
     assert "User=alice" in texts
+    without_group = [a.text for a in plan_for(target=ALICE, empower=True).assignments]
+    assert "AmbientCapabilities=~" in without_group
+    assert not any(t.startswith("SupplementaryGroups=") for t in without_group)
+
+
+def test_empower_looks_as_run0_259() -> None:
+    """systemd#39882: orange, a pumpkin prompt, an orange dot; an empowered root is root."""
+    env = dict(plan_for(target=ALICE, empower=True, stdio=Stdio.PTY).environment)
+    assert env["SHELL_PROMPT_PREFIX"] == "\N{JACK-O-LANTERN} "
+    assert env["XDG_SESSION_CLASS"] == "user-light"
+    assert tint_hue(False, True) == 30 and tint_hue(True, True) == 0
+    root_env = dict(plan_for(target=ROOT, empower=True, stdio=Stdio.PTY).environment)
+    assert root_env["SHELL_PROMPT_PREFIX"] == DEFAULT_PROMPT_PREFIX
+    assert root_env["XDG_SESSION_CLASS"] == "user-early-light"
+    assert window_title(30, ["x"], "") == "\N{LARGE ORANGE CIRCLE} x"
+
+
+def test_empower_with_a_user_is_no_conflict() -> None:
+    check_conflicts(ElevateOptions(empower=True, user_given=True))  # run0 >= 259 takes both
 
 
 def test_conflicts() -> None:
-    with pytest.raises(UsageError, match="--empower keeps your own user"):
-        check_conflicts(ElevateOptions(empower=True), user_given=True)
     with pytest.raises(UsageError, match="-i already changes"):
-        check_conflicts(ElevateOptions(login=True, chdir="/tmp"), user_given=False)
+        check_conflicts(ElevateOptions(login=True, chdir="/tmp"))
 
 
 @pytest.mark.parametrize(

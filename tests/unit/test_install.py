@@ -444,3 +444,46 @@ def test_install_pam_records_a_relative_dest_as_absolute(
     assert set(manifest.files) == {str(tmp_path / "runas.pam")}
     code, _out, err = run("install-pam", "--dest", "bad\nname")
     assert code == 2 and err.count("\n") == 1
+
+
+def test_empower_adds_what_the_target_lacks_and_uninstall_takes_it_away(run, root: Path) -> None:  # type: ignore[no-untyped-def]
+    from runas_podman import empower
+
+    (root / "etc/group").write_text("root:x:0:\n")
+    code, out, err = run("install", "--root", str(root), "--empower")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert f"installed {root}{empower.SYSUSERS_FILE} (group empower)" in lines
+    assert f"installed {root}{empower.RULE_FILE} (polkit: every action for group empower)" in lines
+    assert f"not created (--root): on the target, systemd-sysusers {empower.SYSUSERS_FILE}" in lines
+    assert (root / empower.RULE_FILE.lstrip("/")).read_text() == empower.RULE_TEXT
+    assert "g empower -" in (root / empower.SYSUSERS_FILE.lstrip("/")).read_text()
+    # A later install without --empower keeps them; uninstall removes them.
+    assert run("install", "--root", str(root))[0] == 0
+    assert {empower.SYSUSERS_FILE, empower.RULE_FILE} <= written_paths(root)
+    code, out, _err = run("uninstall", "--root", str(root))
+    assert code == 0
+    assert not (root / empower.RULE_FILE.lstrip("/")).exists()
+    assert not (root / "etc/sysusers.d").exists() and not (root / "etc/polkit-1").exists()
+
+
+def test_empower_leaves_systemds_own_group_and_rule_alone(run, root: Path) -> None:  # type: ignore[no-untyped-def]
+    from runas_podman import empower
+
+    (root / "etc/group").write_text("root:x:0:\nempower:x:990:\n")
+    rules = root / "usr/share/polkit-1/rules.d"
+    rules.mkdir(parents=True)
+    (rules / "empower.rules").write_text("// systemd's\n")
+    code, out, err = run("install", "--root", str(root), "--empower")
+    assert code == 0, err
+    assert "runas-empower" not in out and "group empower" not in out
+    assert not {empower.SYSUSERS_FILE, empower.RULE_FILE} & written_paths(root)
+
+
+def test_empower_note_names_the_version_and_the_fix() -> None:
+    from runas_podman.empower import missing_note
+
+    assert missing_note(True, True) is None
+    for note in (missing_note(False, True), missing_note(True, False)):
+        assert note is not None and "\n" not in note
+        assert "systemd >= 259" in note and "runas-podman install --empower" in note
