@@ -339,7 +339,8 @@ def elevate(
         on_tty=any(ttys),
     )
     plan, hue = lookup.resolve_elevation(request, caller)
-    if request.empower:
+    if request.empower and (dry_run or sys.stderr.isatty()):
+        # Told to a person (or with --dry-run), never into a command's captured stderr.
         from .empower import GROUP, has_rule, missing_note
 
         note = missing_note(lookup.group_exists(GROUP), has_rule())

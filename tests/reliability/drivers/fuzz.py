@@ -475,14 +475,18 @@ def violations(contract: Contract, vector: Vector, outcome: Outcome) -> list[str
     if outcome.status is None:
         return ["still running after the timeout"]
     found = []
-    lines = outcome.stderr.splitlines()
+    # "PROG: note: ..." lines (documented: --dry-run's notes) inform; they are no error.
+    notes = [
+        line for line in outcome.stderr.splitlines() if line.startswith(f"{contract.prog}: note: ")
+    ]
+    lines = [line for line in outcome.stderr.splitlines() if line not in notes]
     if "Traceback" in outcome.stderr:
         found.append("a traceback")
     if outcome.status < 0:
         found.append(f"killed by signal {-outcome.status}")
     tool_lines = [line for line in lines if line.startswith(f"{contract.prog}: ")]
     if tool_lines:
-        if len(lines) != 1 or not outcome.stderr.endswith("\n"):
+        if len(lines) != 1 or not outcome.stderr.endswith("\n") or len(notes) > 1:
             found.append(f"an error of {contract.prog} that is not exactly one line")
         if "\\x0a" in outcome.stderr and not any(b"\n" in arg for arg in vector.as_bytes()):
             found.append("a message of several lines squashed into one (\\x0a escapes)")
