@@ -121,6 +121,12 @@ def _boolean(value: str | None) -> bool | None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the equivalent systemd-run command line.")
 @click.option(
+    "--backend", type=click.Choice(["auto", "dbus", "native"]), default="auto",
+    show_default=True,
+    help="dbus: a unit of systemd; native: run it here (root, or a listening broker); "
+    "auto: native where systemd is not PID 1.",
+)  # fmt: skip
+@click.option(
     "--list-properties", is_flag=True, is_eager=True, expose_value=False,
     callback=lambda ctx, _param, value: _list_properties(ctx, value),
     help="List every unit property -p accepts, and exit.",
@@ -150,6 +156,7 @@ def runas(
     stdin_password: bool,
     empower: bool,
     dry_run: bool,
+    backend: str,
 ) -> int:
     """Run COMMAND (default: the target user's login shell) with other privileges."""
     from .elevate import ElevateRequest, choose_stdio
@@ -163,7 +170,7 @@ def runas(
         background=background, shell_prompt_prefix=shell_prompt_prefix,
         lightweight=_boolean(lightweight), empower=empower,
     )  # fmt: skip
-    return elevate(request, ttys, dry_run, non_interactive, stdin_password)
+    return elevate(request, ttys, dry_run, non_interactive, stdin_password, backend)
 
 
 def elevate(
@@ -172,6 +179,7 @@ def elevate(
     dry_run: bool,
     non_interactive: bool,
     stdin_password: bool,
+    backend: str = "auto",
 ) -> int:
     """Plan the request here (so every usage error is found before anything starts),
     then run it: directly through systemd (root, polkit) or through the root broker."""
@@ -212,6 +220,10 @@ def elevate(
     from .session import Terminal
 
     terminal = Terminal(tint, title)
+    if _native_backend(backend):
+        from .native import elevate_native
+
+        return elevate_native(plan, request, caller, terminal, stdin_password)
     from . import broker
 
     if os.geteuid() != 0 and (stdin_password or not broker.polkit_installed()):
@@ -220,6 +232,17 @@ def elevate(
 
     interactive = not non_interactive and os.geteuid() != 0
     return run_session(plan, interactive=interactive, terminal=terminal)
+
+
+def _native_backend(backend: str) -> bool:
+    """--backend native, or auto where systemd is not PID 1 (said once, on stderr)."""
+    from .native import systemd_running
+    from .native_plan import choose_backend
+
+    chosen, note = choose_backend(backend, systemd_running() if backend == "auto" else True)
+    if note is not None:
+        click.echo(f"{PROG}: note: {note}", err=True)
+    return chosen == "native"
 
 
 def _list_properties(ctx: click.Context, value: bool) -> None:
