@@ -65,7 +65,7 @@ class NativeContainer(Testbed):
             _stop(self.state_file)
             self.build()
             self._start()
-        self._prepare()
+        self.install_project()
         return True
 
     def down(self) -> None:
@@ -139,7 +139,8 @@ class NativeContainer(Testbed):
         }))  # fmt: skip
         log(f"{self.machine} started in {time.monotonic() - started:.1f} s (PID 1 not systemd)")
 
-    def _prepare(self) -> None:
+    def install_project(self) -> None:
+        """The checkout's wheel into the venv, /etc/pam.d/runas, /dev/net/tun for pasta."""
         started = time.monotonic()
         self.check(
             ["sh", "-ec",
