@@ -297,7 +297,7 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     if options.pty:
         plan = dataclasses.replace(plan, stdio=Stdio.PTY)
     if not options.dry_run and options.backend in ("auto", "native"):
-        native = run_natively(plan, options.backend)
+        native = run_natively(plan, options.backend, options.json)
         if native is not None:
             return native
     if options.dry_run or options.backend == "systemd-run":
@@ -324,7 +324,7 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     return run_session(plan, interactive=interactive, report=Report(json_mode, summary))
 
 
-def run_natively(plan: LaunchPlan, backend: str) -> int | None:
+def run_natively(plan: LaunchPlan, backend: str, json: str | None = None) -> int | None:
     """The status of the plan run natively (--backend native, or auto where systemd is
     not PID 1: said once on stderr), or None when systemd runs it."""
     from .launcher import check_passed_fds
@@ -336,6 +336,8 @@ def run_natively(plan: LaunchPlan, backend: str) -> int | None:
         return None
     if note is not None:
         click.echo(f"{PROG}: note: {note}", err=True)
+    if json not in (None, "off"):
+        raise UsageError("--json names the unit and its invocation: there is none natively")
     check_passed_fds(plan)
     return run_native(plan)
 
