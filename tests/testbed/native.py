@@ -95,7 +95,9 @@ class NativeContainer(Testbed):
 
     def _start(self) -> None:
         started = time.monotonic()
-        env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "1"}
+        # The booted testbed of the suite may run on the same tree: nspawn locks a tree
+        # it runs, but this container writes only to its overlay (SYSTEMD_NSPAWN_LOCK=0).
+        env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "1", "SYSTEMD_NSPAWN_LOCK": "0"}
         env.pop("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", None)
         if self.suite.unified_cgroup_hierarchy:
             env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
