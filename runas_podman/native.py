@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
 SYSTEMD_RUNTIME = "/run/systemd/system"
 FORWARDED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # passed on as they are
+HELD_SIGNALS = (*TERMINATING_SIGNALS, *FORWARDED_SIGNALS)
 
 
 def systemd_running() -> bool:
@@ -417,6 +418,9 @@ def run_native(plan: LaunchPlan, client: Client | None = None) -> int:
                 environ = session.open(environ)
         finally:
             umask = os.umask(caller_umask)  # pam_umask's, if it set one
+        # From the fork on, a stop signal must find the command to stop: held until the
+        # loop's handlers are in place (_wait), not acted on by Python's default.
+        signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
         workdir = working_directory(spec, user)
         launch = Launch(
             argv=plan.argv, environ=environ, user=user, gid=gid, workdir=workdir,
@@ -434,6 +438,7 @@ def run_native(plan: LaunchPlan, client: Client | None = None) -> int:
             client.on_started()
         return asyncio.run(_wait(pid, launch, spec, forwarder, client))
     finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
         for fd in fds:
             os.close(fd)
         if forwarder is not None:
@@ -491,6 +496,7 @@ async def _wait(
         loop.add_signal_handler(signum, on_signal, int(signum))
     for signum in FORWARDED_SIGNALS:
         loop.add_signal_handler(signum, signal_group, int(signum))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)  # handled from here on
     watch = client.watch() if client.watch is not None else None
     if watch is not None:  # the client went away: a stop, as its SIGHUP would be
         watch.add_done_callback(
@@ -509,7 +515,7 @@ async def _wait(
             await _run_as_user(argv, launch, {}, spec.stop_timeout)
         return stopped[0] if stopped else status
     finally:
-        for signum in (*TERMINATING_SIGNALS, *FORWARDED_SIGNALS):
+        for signum in HELD_SIGNALS:
             loop.remove_signal_handler(signum)
         if watch is not None and not watch.done():
             watch.cancel()
