@@ -311,7 +311,7 @@ def serve(conn: socket.socket) -> None:
             conn.settimeout(None)
             plan = _plan(request, pid, uid, gid, name)
         tty_path = request.tty_path if plan.stdio is Stdio.PTY else None
-        status = _launch(conn, reader.fds, plan, tty_path)
+        status = _run_plan(conn, reader.fds, plan, tty_path, name)
         log(f"{name} (uid {uid}) ran {plan.unit} as {plan.user.name}: status {status}")
         with contextlib.suppress(OSError):  # the client may be gone: then nobody reads it
             send(conn, {"status": status})
@@ -456,6 +456,132 @@ def _launch(conn: socket.socket, fds: list[int], plan: LaunchPlan, tty_path: str
 
     remote = Remote((fds[0], fds[1], fds[2]), tty_path, watch_client, started)
     return run_session(plan, remote=remote)
+
+
+def _run_plan(
+    conn: socket.socket, fds: list[int], plan: LaunchPlan, tty_path: str | None, name: str
+) -> int:
+    """The plan through systemd where it is PID 1, else natively in this (root) process."""
+    from .native import systemd_running
+
+    if systemd_running():
+        return _launch(conn, fds, plan, tty_path)
+    return _launch_native(conn, fds, plan, name)
+
+
+def _launch_native(conn: socket.socket, fds: list[int], plan: LaunchPlan, name: str) -> int:
+    """No systemd (the broker runs under `runas-podman broker --listen`): the command runs
+    here with the client's fds; the client going away stops it, as SIGHUP would."""
+    from .native import Client, run_native
+
+    def watch_client() -> asyncio.Future[int]:
+        loop = asyncio.get_running_loop()
+        gone: asyncio.Future[int] = loop.create_future()
+
+        def readable() -> None:
+            with contextlib.suppress(OSError):
+                if conn.recv(4096):
+                    return
+            loop.remove_reader(conn)
+            set_once(gone, 128 + signal.SIGHUP)
+
+        loop.add_reader(conn, readable)
+        gone.add_done_callback(lambda _: loop.remove_reader(conn))
+        return gone
+
+    def started() -> None:
+        with contextlib.suppress(OSError):
+            send(conn, {"started": True})
+
+    client = Client(stdio=(fds[0], fds[1], fds[2]), remote=True, watch=watch_client,
+                    on_started=started, ruser=name)  # fmt: skip
+    return run_native(plan, client)
+
+
+# --- listen mode: a foreground broker for runit, s6, OpenRC ---------------------------
+
+MAX_CONNECTIONS = 32  # as runas-broker.socket's MaxConnections
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGINT to a listening broker: stop accepting, remove the socket."""
+
+
+def listen(path: str = BROKER_SOCKET) -> int:
+    """Accept connections on `path` (0666) in the foreground, one forked root process per
+    connection, each running serve() exactly as a socket-activated broker@.service does.
+    For hosts whose supervisor is not systemd; it runs until SIGTERM or SIGINT."""
+    import stat
+
+    if os.geteuid() != 0:
+        raise RunasError("the broker must run as root (it starts commands as other users)")
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise RunasError(f"{path} exists and is not a socket: choose another --listen path")
+        os.unlink(path)  # a broker before this one left it
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    children: set[int] = set()
+
+    def reap(_signum: int = 0, _frame: object = None) -> None:
+        while children:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                children.clear()
+                return
+            if pid == 0:
+                return
+            children.discard(pid)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise _Stop
+
+    try:
+        server.bind(path)
+        os.chmod(path, 0o666)  # anyone may ask; serve() decides who is answered
+        server.listen(64)
+        signal.signal(signal.SIGCHLD, reap)
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log(f"listening on {path}")
+        while True:
+            conn, _address = server.accept()
+            reap()
+            if len(children) >= MAX_CONNECTIONS:
+                with contextlib.suppress(OSError):
+                    send(conn, {"error": f"the broker serves at most {MAX_CONNECTIONS} "
+                                         "clients at once; try again"})  # fmt: skip
+                conn.close()
+                continue
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the connection's own process
+                _serve_forked(server, conn)
+            children.add(pid)
+            conn.close()
+    except _Stop:
+        log("stopping")
+        return 0
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        server.close()
+
+
+def _serve_forked(server: socket.socket, conn: socket.socket) -> None:
+    """In the forked child: default signals, the listening socket closed, serve()."""
+    status = 0
+    try:
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)
+        server.close()
+        serve(conn)
+    except BaseException:  # serve() answers every failure itself; a bug ends the child
+        status = 1
+    finally:
+        with contextlib.suppress(OSError):
+            conn.close()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 def log(line: str) -> None:

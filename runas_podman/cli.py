@@ -77,9 +77,11 @@ def launch_options(function: F) -> F:
         click.option("--description", metavar="TEXT", help="Unit description."),
         click.option("--dry-run", is_flag=True,
                      help="Print the equivalent systemd-run command line and exit."),
-        click.option("--backend", type=click.Choice(["dbus", "systemd-run"]), default="dbus",
-                     show_default=True,
-                     help="Talk to systemd over D-Bus, or exec systemd-run with the same plan."),
+        click.option("--backend", type=click.Choice(["auto", "dbus", "systemd-run", "native"]),
+                     default="auto", show_default=True,
+                     help="Talk to systemd over D-Bus, exec systemd-run with the same plan, or "
+                          "run the command here without systemd (root only); auto: dbus, or "
+                          "native where systemd is not PID 1."),
         click.option("--open-file", "open_files", multiple=True, metavar="PATH[:NAME[:FLAGS]]",
                      help="systemd opens PATH and passes it as fd 3, 4, ... (OpenFile=); "
                           "FLAGS: read-only,append,truncate,graceful. Repeatable."),
@@ -221,6 +223,24 @@ def install_broker(dest: str, force: bool) -> int:
     return run(dest, force)
 
 
+@cli.command("broker")
+@click.option(
+    "--listen", metavar="PATH", default="/run/runas-broker.sock", show_default=True,
+    help="The unix socket to accept runas clients on (mode 0666).",
+)  # fmt: skip
+def broker_command(listen: str) -> int:
+    """Run runas's wheel+PAM broker in the foreground, for supervisors other than systemd.
+
+    For runit, s6 or OpenRC: accepts connections on PATH, one forked root process per
+    connection, each served as the socket-activated broker serves one (peer credentials,
+    group wheel, the caller's password through PAM). Without systemd as PID 1 the command
+    runs natively in that process. Runs until SIGTERM or SIGINT; logs to stderr.
+    """
+    from .broker import listen as serve_forever
+
+    return serve_forever(listen)
+
+
 def choose_manager(via: str, caller_uid: int, user_uid: int) -> str:
     """--via auto: USER's own manager when USER runs this itself (no privilege needed
     there), the system manager otherwise."""
@@ -288,6 +308,10 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
         plan = podman_plan(plan)
     if options.pty:
         plan = dataclasses.replace(plan, stdio=Stdio.PTY)
+    if not options.dry_run and options.backend in ("auto", "native"):
+        native = run_natively(plan, options.backend, options.json)
+        if native is not None:
+            return native
     if options.dry_run or options.backend == "systemd-run":
         from .session import manager_version
 
@@ -310,6 +334,24 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     summary = not options.quiet and os.isatty(2)
     json_mode = None if options.json in (None, "off") else options.json
     return run_session(plan, interactive=interactive, report=Report(json_mode, summary))
+
+
+def run_natively(plan: LaunchPlan, backend: str, json: str | None = None) -> int | None:
+    """The status of the plan run natively (--backend native, or auto where systemd is
+    not PID 1: said once on stderr), or None when systemd runs it."""
+    from .launcher import check_passed_fds
+    from .native import run_native, systemd_running
+    from .native_plan import choose_backend
+
+    chosen, note = choose_backend(backend, systemd_running() if backend == "auto" else True)
+    if chosen != "native":
+        return None
+    if note is not None:
+        click.echo(f"{PROG}: note: {note}", err=True)
+    if json not in (None, "off"):
+        raise UsageError("--json names the unit and its invocation: there is none natively")
+    check_passed_fds(plan)
+    return run_native(plan)
 
 
 def check_open_files_for_root(plan: LaunchPlan) -> None:

@@ -98,15 +98,7 @@ class FdRelay:
     def _open(self, open_file: OpenFile) -> int | None:
         from .privileges import open_as
 
-        flags = os.O_CLOEXEC | os.O_NOCTTY
-        if "read-only" in open_file.flags:
-            flags |= os.O_RDONLY
-        elif "append" in open_file.flags:
-            flags |= os.O_WRONLY | os.O_APPEND
-        elif "truncate" in open_file.flags:
-            flags |= os.O_WRONLY | os.O_TRUNC
-        else:
-            flags |= os.O_RDWR
+        flags = open_file.open_flags
         try:
             if self.plan.manager is Manager.USER:
                 return open_as(self.plan.user, open_file.path, flags)

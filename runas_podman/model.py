@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,6 +86,18 @@ class OpenFile:
     @property
     def flag_bits(self) -> int:
         return sum(OPEN_FILE_FLAGS[flag] for flag in self.flags)
+
+    @property
+    def open_flags(self) -> int:
+        """os.open flags for PATH as OpenFile= opens it: read-write unless a flag says."""
+        flags = os.O_CLOEXEC | os.O_NOCTTY
+        if "read-only" in self.flags:
+            return flags | os.O_RDONLY
+        if "append" in self.flags:
+            return flags | os.O_WRONLY | os.O_APPEND
+        if "truncate" in self.flags:
+            return flags | os.O_WRONLY | os.O_TRUNC
+        return flags | os.O_RDWR
 
     @property
     def assignment(self) -> str:

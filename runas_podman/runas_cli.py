@@ -150,6 +150,12 @@ def _boolean(value: str | None) -> bool | None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the equivalent systemd-run command line.")
 @click.option(
+    "--backend", type=click.Choice(["auto", "dbus", "native"]), default="auto",
+    show_default=True,
+    help="dbus: a unit of systemd; native: run it here (root, or a listening broker); "
+    "auto: native where systemd is not PID 1.",
+)  # fmt: skip
+@click.option(
     "--list-properties", is_flag=True, is_eager=True, expose_value=False,
     callback=lambda ctx, _param, value: _list_properties(ctx, value),
     help="List every unit property -p accepts, and exit.",
@@ -181,6 +187,7 @@ def runas(
     cache_action: str | None,
     empower: bool,
     dry_run: bool,
+    backend: str,
 ) -> int:
     """Run COMMAND (default: the target user's login shell) with other privileges."""
     from .elevate import ElevateRequest, choose_stdio
@@ -194,7 +201,7 @@ def runas(
         background=background, shell_prompt_prefix=shell_prompt_prefix,
         lightweight=_boolean(lightweight), empower=empower,
     )  # fmt: skip
-    route = Route(via_broker, stdin_password, not non_interactive)
+    route = Route(via_broker, stdin_password, not non_interactive, backend)
     if cache_action is not None:
         return cached_authorization(cache_action, request, route)
     return elevate(request, ttys, dry_run, route)
@@ -207,6 +214,13 @@ class Route:
     via_broker: bool = False
     stdin_password: bool = False
     interactive: bool = True
+    backend: str = "auto"  # auto, dbus, native
+
+    def native_broker_call(self) -> BrokerCall:
+        """Without systemd a listening broker authenticates with wheel+PAM (no polkit)."""
+        from .broker import BrokerCall
+
+        return BrokerCall(interactive=self.interactive, password_from_stdin=self.stdin_password)
 
     def broker_call(self, **changes: object) -> BrokerCall | None:
         """The broker call for this route, or None for the direct systemd+polkit path."""
@@ -365,6 +379,10 @@ def elevate(
     from .session import Terminal
 
     terminal = Terminal(tint, title)
+    if _native_backend(route.backend):
+        from .native import elevate_native
+
+        return elevate_native(plan, request, caller, terminal, route.native_broker_call())
     call = route.broker_call()
     if call is not None:
         from .broker import run_through_broker
@@ -374,6 +392,17 @@ def elevate(
 
     interactive = route.interactive and os.geteuid() != 0
     return run_session(plan, interactive=interactive, terminal=terminal)
+
+
+def _native_backend(backend: str) -> bool:
+    """--backend native, or auto where systemd is not PID 1 (said once, on stderr)."""
+    from .native import systemd_running
+    from .native_plan import choose_backend
+
+    chosen, note = choose_backend(backend, systemd_running() if backend == "auto" else True)
+    if note is not None:
+        click.echo(f"{PROG}: note: {note}", err=True)
+    return chosen == "native"
 
 
 def _list_properties(ctx: click.Context, value: bool) -> None:

@@ -45,9 +45,15 @@ def pytest_report_header() -> str:
     return f"testbed suites: {', '.join(_suite_names())}"
 
 
+# Session fixtures parametrized by suite: the booted testbed, and the same tree in a
+# container without systemd as PID 1 (tests/testbed/native.py, the native backend).
+SUITE_FIXTURES = ("testbed", "native_container")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "testbed" in metafunc.fixturenames:
-        metafunc.parametrize("testbed", _suite_names(), indirect=True, scope="session")
+    for name in SUITE_FIXTURES:
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, _suite_names(), indirect=True, scope="session")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -55,8 +61,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if any(directory in item.nodeid for directory in TESTBED_DIRECTORIES):
             item.add_marker(pytest.mark.integration)
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and "testbed" in callspec.params:
-            item.user_properties.append(("testbed_suite", callspec.params["testbed"]))
+        for name in SUITE_FIXTURES:
+            if callspec is not None and name in callspec.params:
+                item.user_properties.append(("testbed_suite", callspec.params[name]))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -86,6 +93,28 @@ def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
     yield bed
     if booted and os.environ.get("RUNAS_PODMAN_TESTBED_KEEP") != "1":
         bed.down()
+
+
+@pytest.fixture(scope="session")
+def native_container(request: pytest.FixtureRequest) -> Iterator[Testbed]:
+    """The suite's tree started without systemd (nspawn --as-pid2), the project installed."""
+    from tests.testbed.native import NativeContainer
+
+    reason = unavailable_reason()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"the native container cannot run here, and CI needs it: {reason}")
+        pytest.skip(f"native container unavailable: {reason}")
+    container = NativeContainer(suite=Suite(request.param))
+    try:
+        started = container.up()
+        if not started:
+            container.install_project()
+    except TestbedError as error:
+        pytest.fail(f"native container ({request.param}): {error}")
+    yield container
+    if started and os.environ.get("RUNAS_PODMAN_TESTBED_KEEP") != "1":
+        container.down()
 
 
 def leftover_units(bed: Testbed) -> list[str]:
