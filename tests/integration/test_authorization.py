@@ -101,6 +101,28 @@ def test_a_rule_allows_one_exact_command_and_nothing_else(alice: Testbed) -> Non
         assert "(polkit action org.runas_podman.run)" in result.stderr
 
 
+def test_the_shipped_example_rule(alice: Testbed) -> None:
+    """docs/examples/50-deploy-nginx.rules as shipped: deploy may restart nginx, nothing else."""
+    from tests.testbed.testbed import REPO
+
+    sh(alice, "groupadd -f deploy && usermod -aG deploy alice")
+    try:
+        rule(alice, (REPO / "docs/examples/50-deploy-nginx.rules").read_text())
+        restart = alice.run(
+            as_alice("cd /tmp && runas --via-broker systemctl restart nginx.service")
+        )
+        # Authorized: systemctl itself ran (and found no nginx in the testbed).
+        assert restart.returncode == 5 and "nginx.service not found" in restart.stderr
+        assert not restart.stderr.startswith("runas:")
+        stop = alice.run(as_alice("cd /tmp && runas --via-broker systemctl stop nginx.service"))
+        assert stop.returncode == 1 and stop.stderr == (
+            "runas: not authorized to run '/usr/bin/systemctl stop nginx.service' as root "
+            "(polkit action org.runas_podman.run)\n"
+        )
+    finally:
+        sh(alice, "gpasswd -d alice deploy >/dev/null; groupdel deploy")
+
+
 def test_what_is_authorized_is_resolved_by_the_broker_not_the_caller(alice: Testbed) -> None:
     """alice's own `id` first in her PATH changes nothing: the broker resolves the command
     on root's terms, checks that path, and starts that very path."""
