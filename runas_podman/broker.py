@@ -30,7 +30,7 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -431,11 +431,11 @@ def password_authentication(
         cache.remember(binding)
 
 
-def _launch(conn: socket.socket, fds: list[int], plan: LaunchPlan, tty_path: str | None) -> int:
-    from .session import Remote, run_session
+def _client_watch(conn: socket.socket) -> Callable[[], asyncio.Future[int]]:
+    """A watch that is done when the client goes away (it sends nothing more once its
+    request is answered, so data or EOF is that): 128+SIGHUP, as a hung-up terminal."""
 
     def watch_client() -> asyncio.Future[int]:
-        """Done when the client goes away: it sends nothing more, so data or EOF is that."""
         loop = asyncio.get_running_loop()
         gone: asyncio.Future[int] = loop.create_future()
 
@@ -450,51 +450,35 @@ def _launch(conn: socket.socket, fds: list[int], plan: LaunchPlan, tty_path: str
         gone.add_done_callback(lambda _: loop.remove_reader(conn))
         return gone
 
+    return watch_client
+
+
+def _started(conn: socket.socket) -> Callable[[], None]:
     def started() -> None:
         with contextlib.suppress(OSError):  # a client gone by now is noticed by the watch
             send(conn, {"started": True})
 
-    remote = Remote((fds[0], fds[1], fds[2]), tty_path, watch_client, started)
-    return run_session(plan, remote=remote)
+    return started
 
 
 def _run_plan(
     conn: socket.socket, fds: list[int], plan: LaunchPlan, tty_path: str | None, name: str
 ) -> int:
-    """The plan through systemd where it is PID 1, else natively in this (root) process."""
+    """The plan through systemd where it is PID 1, else natively in this (root) process
+    (the broker runs under `runas-podman broker --listen`); either way with the client's
+    fds, and the client going away stops the command."""
     from .native import systemd_running
 
+    stdio = (fds[0], fds[1], fds[2])
     if systemd_running():
-        return _launch(conn, fds, plan, tty_path)
-    return _launch_native(conn, fds, plan, name)
+        from .session import Remote, run_session
 
-
-def _launch_native(conn: socket.socket, fds: list[int], plan: LaunchPlan, name: str) -> int:
-    """No systemd (the broker runs under `runas-podman broker --listen`): the command runs
-    here with the client's fds; the client going away stops it, as SIGHUP would."""
+        remote = Remote(stdio, tty_path, _client_watch(conn), _started(conn))
+        return run_session(plan, remote=remote)
     from .native import Client, run_native
 
-    def watch_client() -> asyncio.Future[int]:
-        loop = asyncio.get_running_loop()
-        gone: asyncio.Future[int] = loop.create_future()
-
-        def readable() -> None:
-            with contextlib.suppress(OSError):
-                if conn.recv(4096):
-                    return
-            loop.remove_reader(conn)
-            set_once(gone, 128 + signal.SIGHUP)
-
-        loop.add_reader(conn, readable)
-        gone.add_done_callback(lambda _: loop.remove_reader(conn))
-        return gone
-
-    def started() -> None:
-        with contextlib.suppress(OSError):
-            send(conn, {"started": True})
-
-    client = Client(stdio=(fds[0], fds[1], fds[2]), remote=True, watch=watch_client,
-                    on_started=started, ruser=name)  # fmt: skip
+    client = Client(stdio=stdio, remote=True, watch=_client_watch(conn),
+                    on_started=_started(conn), ruser=name)  # fmt: skip
     return run_native(plan, client)
 
 

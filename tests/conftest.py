@@ -75,24 +75,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.longrepr = f"integration test skipped under CI=true: {report.longrepr}"
 
 
-@pytest.fixture(scope="session")
-def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
-    """The testbed of one suite (the test's parameter), booted if needed."""
+def _booted(bed: Testbed, what: str) -> Iterator[Testbed]:
+    """BED (a testbed or a native container of one suite) up, the project installed; down
+    at the end unless it was up before or RUNAS_PODMAN_TESTBED_KEEP=1."""
     reason = unavailable_reason()
     if reason:
         if IN_CI:
-            pytest.fail(f"the testbed cannot run here, and CI needs it: {reason}")
-        pytest.skip(f"testbed unavailable: {reason}")
-    bed = Testbed(suite=Suite(request.param))
+            pytest.fail(f"the {what} cannot run here, and CI needs it: {reason}")
+        pytest.skip(f"{what} unavailable: {reason}")
     try:
         booted = bed.up()
         if not booted:
             bed.install_project()
     except TestbedError as error:
-        pytest.fail(f"testbed ({request.param}): {error}")
+        pytest.fail(f"{what} ({bed.suite.name}): {error}")
     yield bed
     if booted and os.environ.get("RUNAS_PODMAN_TESTBED_KEEP") != "1":
         bed.down()
+
+
+@pytest.fixture(scope="session")
+def testbed(request: pytest.FixtureRequest) -> Iterator[Testbed]:
+    """The testbed of one suite (the test's parameter), booted if needed."""
+    yield from _booted(Testbed(suite=Suite(request.param)), "testbed")
 
 
 @pytest.fixture(scope="session")
@@ -100,21 +105,7 @@ def native_container(request: pytest.FixtureRequest) -> Iterator[Testbed]:
     """The suite's tree started without systemd (nspawn --as-pid2), the project installed."""
     from tests.testbed.native import NativeContainer
 
-    reason = unavailable_reason()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"the native container cannot run here, and CI needs it: {reason}")
-        pytest.skip(f"native container unavailable: {reason}")
-    container = NativeContainer(suite=Suite(request.param))
-    try:
-        started = container.up()
-        if not started:
-            container.install_project()
-    except TestbedError as error:
-        pytest.fail(f"native container ({request.param}): {error}")
-    yield container
-    if started and os.environ.get("RUNAS_PODMAN_TESTBED_KEEP") != "1":
-        container.down()
+    yield from _booted(NativeContainer(suite=Suite(request.param)), "native container")
 
 
 def leftover_units(bed: Testbed) -> list[str]:
