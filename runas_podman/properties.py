@@ -13,8 +13,7 @@ import shlex
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .model import OPEN_FILE_SINCE, LaunchPlan, Manager, Stdio
-from .unitprops import UnitProperty
+from .model import OPEN_FILE_SINCE, LaunchPlan, Manager, Stdio, UnitProperty
 
 LIFELINE_SUFFIX = "-lifeline.service"
 # systemd versions that changed what a unit may say (the manager's Version decides).
