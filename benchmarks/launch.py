@@ -10,6 +10,7 @@ Nothing here is a pass/fail threshold.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -63,22 +64,48 @@ def concurrent_wall_ms(argv: list[str], count: int) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+# Whose each phase of one exec is: Python's (what any Python program importing asyncio,
+# click and dbus-next pays: the floor), systemd's (what systemd-run waits for as well), or
+# ours (runas-podman's own code, and the D-Bus round trips it makes as systemd-run does).
+PHASE_OWNER = {
+    "interpreter start-up": "python",
+    "asyncio, click, dbus-next imported": "python",
+    "runas-podman's own modules": "ours",
+    "options parsed (Click), user and command looked up, plan built": "ours",
+    "connected and authenticated to the system bus": "ours",
+    "watches set, manager Version read (pipelined round trips)": "ours",
+    "StartTransientUnit answered (unit + lifeline created)": "ours",
+    "start job done: systemd forked, set up and exec'd the command": "systemd",
+    "unit ended (from its PropertiesChanged signals)": "systemd",
+    "exit status read, event loop closed, client done": "ours",
+    "interpreter exit": "python",
+}
+
+
+def now() -> float:
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
 def breakdown(repetitions: int) -> list[tuple[str, float]]:
-    """Median time of each phase of one exec (from benchmarks/breakdown.py)."""
+    """Median time of each phase of one exec (from benchmarks/breakdown.py), from the spawn
+    of the process to its end."""
     script = str(Path(__file__).with_name("breakdown.py"))
     samples: list[dict[str, float]] = []
     for _ in range(repetitions):
+        spawned = now()
         result = subprocess.run(
             [PYTHON, script, "exec", "-u", "test", "--", "true"],
             capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL,
+            env={**os.environ, "RUNAS_BENCH_SPAWNED": repr(spawned)},
         )  # fmt: skip
-        samples.append(json.loads(result.stdout.splitlines()[-1]))
-    phases = list(samples[0])
-    ends = [statistics.median(sample[phase] for sample in samples) for phase in phases]
-    return [
-        (phase, end - (ends[i - 1] if i else 0))
-        for i, (phase, end) in enumerate(zip(phases, ends, strict=True))
-    ]
+        ended = now()
+        report = json.loads(result.stdout.splitlines()[-1])
+        sample, previous = {}, report["spawned"]
+        for phase, at in [*report["marks"], ("interpreter exit", ended)]:
+            sample[phase] = (at - previous) * 1000
+            previous = at
+        samples.append(sample)
+    return [(phase, statistics.median(s[phase] for s in samples)) for phase in samples[0]]
 
 
 def main() -> None:
@@ -112,10 +139,16 @@ def main() -> None:
           f"{ours_wall / theirs_wall:.2f} | - |")  # fmt: skip
     print(f"({CONCURRENT} concurrent Python floors alone: {floor_wall:.0f} ms wall)")
     print()
-    print(f"Where one `runas-podman exec -u test -- true` spends its time (median of "
-          f"{repetitions}, in-process timestamps):")  # fmt: skip
+    print(f"Where one `runas-podman exec -u test -- true` spends its time (medians of "
+          f"{repetitions}, CLOCK_MONOTONIC from spawn to exit):")  # fmt: skip
+    totals: dict[str, float] = {}
     for phase, duration in breakdown(repetitions):
-        print(f"  {duration:6.1f} ms  {phase}")
+        owner = PHASE_OWNER.get(phase, "?")
+        totals[owner] = totals.get(owner, 0.0) + duration
+        print(f"  {duration:6.1f} ms  {owner:8} {phase}")
+    print("  " + ", ".join(f"{owner} {total:.1f} ms" for owner, total in totals.items()))
+    exec_theirs = statistics.median(samples[CASES[0][0]][1])
+    print(f"  (systemd-run's whole run of the same unit: {exec_theirs:.1f} ms)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """`python -m runas_podman` is `runas-podman`."""
 
-from .cli import main
+from .entry import runas_podman
 
-main()
+runas_podman()

@@ -302,7 +302,7 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
         open_files=open_files,
         pass_fds=pass_fds,
     )
-    if manager is Manager.SYSTEM:
+    if manager is Manager.SYSTEM and plan.open_files:
         check_open_files_for_root(plan)
     if package == "podman":
         plan = podman_plan(plan)

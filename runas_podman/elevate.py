@@ -18,7 +18,6 @@ from typing import ClassVar, TypeVar
 from .errors import RunasError, UsageError
 from .model import Assignment, LaunchPlan, Manager, ServiceUser, Stdio
 from .plan import parse_assignments, parse_setenv
-from .unitprops import ENV_NAME
 
 PAM_SERVICE = "runas"
 PAM_FILE = f"/etc/pam.d/{PAM_SERVICE}"
@@ -355,24 +354,38 @@ def build_elevate_plan(options: ElevateOptions, caller: Caller, target: ServiceU
     target_is_root = target.uid == 0
     pty = options.stdio is Stdio.PTY
     argv = login_command(options, target)
-    texts = [f"User={target.name}"]
+    # Derived settings are made typed (Assignment.typed); what the caller chose, and
+    # what needs systemd's checks, goes through the -p parser.
+    typed = Assignment.typed
+    assignments = [typed(f"User={target.name}", "s", target.name)]
     if options.group is not None:
-        texts.append(f"Group={options.group}")
-    texts += [f"PAMName={PAM_SERVICE}", "Type=exec", "SendSIGHUP=yes", "IgnoreSIGPIPE=no"]
-    texts.append(f"Slice={unit_slice(options, caller)}")
-    texts += [f"LogExtraFields=ELEVATED_UID={caller.uid}",
-              f"LogExtraFields=ELEVATED_GID={caller.gid}",
-              f"LogExtraFields=ELEVATED_USER={caller.name}"]  # fmt: skip
+        assignments.append(typed(f"Group={options.group}", "s", options.group))
+    assignments += [
+        typed(f"PAMName={PAM_SERVICE}", "s", PAM_SERVICE),
+        typed("Type=exec", "s", "exec"),
+        typed("SendSIGHUP=yes", "b", True),
+        typed("IgnoreSIGPIPE=no", "b", False),
+    ]
+    slice_name = unit_slice(options, caller)
+    if options.slice or options.slice_inherit:
+        assignments.append(Assignment.parse(f"Slice={slice_name}"))  # checked as a slice name
+    else:
+        assignments.append(typed(f"Slice={slice_name}", "s", slice_name))
+    for field in (f"ELEVATED_UID={caller.uid}", f"ELEVATED_GID={caller.gid}",
+                  f"ELEVATED_USER={caller.name}"):  # fmt: skip
+        assignments.append(typed(f"LogExtraFields={field}", "aay", [field.encode()]))
     if options.nice is not None:
-        texts.append(f"Nice={options.nice}")
+        assignments.append(typed(f"Nice={options.nice}", "i", options.nice))
     workdir = working_directory(options, caller, target_is_root)
     if workdir is not None:
-        texts.append(f"WorkingDirectory={workdir}")
+        if workdir == "~" or workdir.startswith("/"):
+            assignments.append(typed(f"WorkingDirectory={workdir}", "s", workdir))
+        else:
+            assignments.append(Assignment.parse(f"WorkingDirectory={workdir}"))
     if options.empower:
-        texts.append("AmbientCapabilities=~")
+        assignments.append(Assignment.parse("AmbientCapabilities=~"))
         if options.empower_group_exists:
-            texts.append(f"SupplementaryGroups={EMPOWER_GROUP}")
-    assignments: list[Assignment] = [Assignment.parse(text) for text in texts]
+            assignments.append(Assignment.parse(f"SupplementaryGroups={EMPOWER_GROUP}"))
     assignments += parse_assignments(options.properties)
     return LaunchPlan(
         unit=options.unit,
@@ -457,6 +470,8 @@ def environment(
     klass = session_class(options.lightweight, target_is_root, options.empower, pty)
     if klass is not None:
         env["XDG_SESSION_CLASS"] = klass
+    if options.preserve_env:
+        from .unitprops import ENV_NAME
     for names in options.preserve_env:
         for name in filter(None, names.split(",")):
             if not ENV_NAME.fullmatch(name):

@@ -13,12 +13,11 @@ caller needs no second authorization. It works the same on both kinds of manager
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import lookup
 from .errors import EXIT_CANNOT_EXECUTE, BusCallError, RunasError
@@ -37,8 +36,7 @@ SETUP_FAILURES = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How the unit's main process ended, as a shell would report it."""
 
     code: int  # CLD_* from ExecMainCode
@@ -120,6 +118,8 @@ class FdRelay:
         self.unit_end.close()  # systemd holds it now
 
     def send(self, stdin: int) -> None:
+        import json
+
         header = json.dumps({"names": [name for _fd, name in self.secrets]}).encode()
         try:
             socket.send_fds(self.ours, [header], [stdin, *(fd for fd, _n in self.secrets)])
@@ -325,6 +325,8 @@ async def _print_json(bus: SystemdBus, unit: str, watch: UnitWatch, pretty: bool
             break
         await watch.changed.wait()
     document = {"unit": unit, "invocation_id": bytes(raw or b"").hex()}
+    import json
+
     text = json.dumps(document, indent=2 if pretty else None)
     os.write(1, (text + "\n").encode())
 

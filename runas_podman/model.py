@@ -9,9 +9,9 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import UsageError, is_utf8, shown
-from .unitprops import OPEN_FILE_FLAGS, UnitProperty, parse_assignment
 
 # systemd's own fixed search path for units (its default PATH), so the caller's
 # $PATH never decides which binary runs in the unit.
@@ -21,6 +21,15 @@ MAX_FDS_PER_MESSAGE = 16
 # systemd versions that brought a feature (feature detection reads the manager's Version).
 OPEN_FILE_SINCE = 253
 EXTRA_FDS_SINCE = 257
+
+
+class UnitProperty(NamedTuple):
+    """One entry of StartTransientUnit's `a(sv)` properties array (unitprops.py makes them
+    from `-p` text). A NamedTuple: made at import time a dataclass costs ~0.5 ms."""
+
+    name: str
+    signature: str
+    value: object
 
 
 class Manager(enum.Enum):
@@ -64,7 +73,26 @@ class Assignment:
 
     @classmethod
     def parse(cls, text: str) -> Assignment:
+        """Through systemd-run's -p parser (unitprops: a table of ~380 settings, loaded on
+        the first parse, so a launch without -p never loads it)."""
+        from .unitprops import parse_assignment
+
         return cls(text, tuple(parse_assignment(text)))
+
+    @classmethod
+    def typed(
+        cls, text: str, signature: str, value: object, wire_name: str | None = None
+    ) -> Assignment:
+        """A setting the launcher itself derives, with a value valid by construction
+        (User= from the passwd entry, Type=exec, ...): the property that parse(text) gives,
+        made without the parser (`wire_name`: the property's name where systemd-run renames
+        the setting). The unit tests hold every plan's text and properties
+        equal (tests/unit/conftest.py). Text that is not UTF-8 goes through parse(), which
+        refuses it as before."""
+        if not is_utf8(text):
+            return cls.parse(text)
+        name = wire_name or text.partition("=")[0]
+        return cls(text, (UnitProperty(name, signature, value),))
 
     @property
     def name(self) -> str:
@@ -85,6 +113,8 @@ class OpenFile:
 
     @property
     def flag_bits(self) -> int:
+        from .unitprops import OPEN_FILE_FLAGS
+
         return sum(OPEN_FILE_FLAGS[flag] for flag in self.flags)
 
     @property

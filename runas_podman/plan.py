@@ -1,8 +1,10 @@
 """The pure core of `runas-podman`: its options -> a LaunchPlan (model.py).
 
 Nothing here touches the system. Every property the plan sets is kept as the same
-`NAME=VALUE` text that `systemd-run -p` takes, parsed with the same parser as the user's
-own `-p`; properties.py turns the plan into the unit, both ways.
+`NAME=VALUE` text that `systemd-run -p` takes, with the D-Bus property that text means:
+the user's own `-p` parsed by unitprops, the settings derived here made directly
+(Assignment.typed; the unit tests hold each equal to its parse); properties.py turns
+the plan into the unit, both ways.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from collections.abc import Callable, Sequence
 from .errors import UsageError, is_utf8, shown
 from .model import Assignment, LaunchPlan, Manager, OpenFile, PassFd, ServiceUser
 from .podman_args import foreground_run
-from .unitprops import ENV_NAME, OPEN_FILE_FLAGS
 
 UNIT_NAME_PREFIX = "runas-podman-"
 MAX_FD_NUMBER = 2**31 - 1  # an int in the kernel's fd tables
@@ -86,6 +87,8 @@ def parse_open_file(text: str) -> OpenFile:
             "no ':' or spaces"
         )
     flags = tuple(f for f in fields[2].split(",") if f) if len(fields) > 2 else ()
+    from .unitprops import OPEN_FILE_FLAGS
+
     unknown = [f for f in flags if f not in OPEN_FILE_FLAGS]
     if unknown:
         raise UsageError(
@@ -109,12 +112,25 @@ def parse_pass_fd(text: str) -> PassFd:
     return PassFd(int(number), name)
 
 
+EXEC_FLAGS = ("ignore-failure", "no-env-expand")  # those exec_assignment writes, in order
+_NOT_PLAIN = " \t\n\r\"'\\"  # an unquoted argv[0] with these would split otherwise
+
+
 def exec_assignment(setting: str, argv: Sequence[str], flags: Sequence[str]) -> Assignment:
     """An Exec*= setting as `systemd-run -p` writes it (prefix '-' ignores a failure, ':'
-    turns off $VAR expansion), parsed like any -p into its D-Bus `…Ex` property."""
+    turns off $VAR expansion), and the D-Bus property systemd-run sends for it: its
+    `…Ex` twin with the flags as words once there is more than ignore-failure."""
     prefix = "-" * ("ignore-failure" in flags) + ":" * ("no-env-expand" in flags)
     quoted = ['"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in argv[1:]]
-    return Assignment.parse(f"{setting}={prefix}{argv[0]} {' '.join(quoted)}".rstrip())
+    text = f"{setting}={prefix}{argv[0]} {' '.join(quoted)}".rstrip()
+    plain_path = argv[0].startswith("/") and not any(c in argv[0] for c in _NOT_PLAIN)
+    if not plain_path or "\0" in text or any(flag not in EXEC_FLAGS for flag in flags):
+        return Assignment.parse(text)  # refused, or not made here: as -p would
+    if "no-env-expand" in flags:
+        words = [flag for flag in EXEC_FLAGS if flag in flags]
+        value = [[argv[0], list(argv), words]]
+        return Assignment.typed(text, "a(sasas)", value, wire_name=f"{setting}Ex")
+    return Assignment.typed(text, "a(sasb)", [[argv[0], list(argv), "ignore-failure" in flags]])
 
 
 def container_cleanup(podman: str, cidfile: str, remove: bool) -> tuple[Assignment, ...]:
@@ -163,6 +179,8 @@ def inject_fd_names(podman_args: Sequence[str], names: Sequence[str]) -> list[st
 def parse_setenv(items: Sequence[str], caller_env: dict[str, str]) -> tuple[tuple[str, str], ...]:
     """`--setenv NAME=VALUE`, or `--setenv NAME` to pass the caller's value (as systemd-run)."""
     result: list[tuple[str, str]] = []
+    if items:
+        from .unitprops import ENV_NAME
     for item in items:
         name, sep, value = item.partition("=")
         if not ENV_NAME.fullmatch(name):
@@ -200,15 +218,16 @@ def build_service_plan(
     """The plan that runs `argv` (argv[0] absolute) as `user` on the chosen manager."""
     if not argv or not argv[0].startswith("/"):
         raise ValueError("argv[0] must be an absolute path")
-    fixed: list[str] = []
+    fixed: list[Assignment] = []
     if manager is Manager.SYSTEM:
+        manager_unit = user.user_manager_unit
         fixed += [
-            f"User={user.name}",
-            f"Group={user.group}",
-            f"Requires={user.user_manager_unit}",
-            f"After={user.user_manager_unit}",
+            Assignment.typed(f"User={user.name}", "s", user.name),
+            Assignment.typed(f"Group={user.group}", "s", user.group),
+            Assignment.typed(f"Requires={manager_unit}", "as", [manager_unit]),
+            Assignment.typed(f"After={manager_unit}", "as", [manager_unit]),
         ]
-    fixed.append("Type=exec")
+    fixed.append(Assignment.typed("Type=exec", "s", "exec"))
     env = [("XDG_RUNTIME_DIR", user.runtime_dir)] if manager is Manager.SYSTEM else []
     return LaunchPlan(
         unit=unit,
@@ -216,7 +235,7 @@ def build_service_plan(
         user=user,
         argv=tuple(argv),
         description=description or f"runas-podman: {shlex.join(argv)}"[:200],
-        assignments=(*(Assignment.parse(text) for text in fixed), *assignments),
+        assignments=(*fixed, *assignments),
         environment=(*env, *environment),
         open_files=tuple(open_files),
         pass_fds=tuple(pass_fds),

@@ -10,7 +10,7 @@ detached run (`-d`) is left alone: outliving the command is what it asked for.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def _words(text: str) -> frozenset[str]:
@@ -52,8 +52,7 @@ SHORT_FLAG_OPTIONS = frozenset("Pdiqt")
 _FALSE = ("false", "0", "f", "F", "FALSE", "False")
 
 
-@dataclass(frozen=True)
-class ForegroundRun:
+class ForegroundRun(NamedTuple):
     """A `podman run` that waits for its container: where its options start, and --rm."""
 
     options_at: int  # index in the podman arguments right after `run` / `container run`

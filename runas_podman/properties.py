@@ -10,11 +10,10 @@ unit test renders every plan both ways and holds them equal, property by propert
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import UsageError
-from .model import OPEN_FILE_SINCE, LaunchPlan, Manager, Stdio
-from .unitprops import UnitProperty
+from .model import OPEN_FILE_SINCE, LaunchPlan, Manager, Stdio, UnitProperty
 
 LIFELINE_SUFFIX = "-lifeline.service"
 # systemd versions that changed what a unit may say (the manager's Version decides).
@@ -28,8 +27,7 @@ def lifeline_unit_name(unit: str) -> str:
     return unit.removesuffix(".service") + LIFELINE_SUFFIX
 
 
-@dataclass(frozen=True)
-class Relay:
+class Relay(NamedTuple):
     """Secret fds through fdrelay.py, for a manager without OpenFile=/ExtraFileDescriptors:
     the unit's stdin is `socket_fd`, and the relay runs first, with `python -I -S`."""
 
@@ -38,8 +36,7 @@ class Relay:
     socket_fd: int
 
 
-@dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     """What a running client adds to a plan. fds are the client's own descriptors."""
 
     stdio_fds: tuple[int, int, int] = (0, 1, 2)  # the unit's stdin, stdout, stderr
@@ -50,8 +47,7 @@ class Session:
     relay: Relay | None = None  # secret fds through the relay instead of the properties
 
 
-@dataclass(frozen=True)
-class TransientUnit:
+class TransientUnit(NamedTuple):
     """One unit of a StartTransientUnit call. A property of signature 'h' holds an fd
     number, 'a(hs)' (fd, name) pairs: systemd_bus turns them into the message's fds."""
 
@@ -59,8 +55,7 @@ class TransientUnit:
     properties: tuple[UnitProperty, ...]
 
 
-@dataclass(frozen=True)
-class StartCall:
+class StartCall(NamedTuple):
     service: TransientUnit
     aux: tuple[TransientUnit, ...] = ()
 

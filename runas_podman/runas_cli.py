@@ -224,11 +224,11 @@ class Route:
 
     def broker_call(self, **changes: object) -> BrokerCall | None:
         """The broker call for this route, or None for the direct systemd+polkit path."""
+        if os.geteuid() == 0 and not self.via_broker:
+            return None  # root needs nobody's authorization (nor the broker module)
         from .broker import BrokerCall, polkit_installed
         from .elevate import Authentication
 
-        if os.geteuid() == 0 and not self.via_broker:
-            return None  # root needs nobody's authorization
         if self.stdin_password or not polkit_installed():
             authentication = Authentication.PASSWORD
         elif self.via_broker:

@@ -7,31 +7,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .launcher import run_plan
 from .model import LaunchPlan, Manager, Stdio
 from .systemd_bus import SystemdBus, connected
 
 
-@dataclass(frozen=True)
-class Terminal:
+class Terminal(NamedTuple):
     """How a pty session looks on the caller's terminal (elevate.decorations)."""
 
     tint: str | None = None
     title: str | None = None
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(NamedTuple):
     """What the client prints about the unit besides the command's output."""
 
     json: str | None = None  # "short" or "pretty": unit name and invocation ID once started
     summary: bool = False  # one line on stderr when the command ended (run time, CPU, ...)
 
 
-@dataclass(frozen=True)
-class Remote:
+class Remote(NamedTuple):
     """A session for a client elsewhere (the broker's caller): its stdio fds, its pty, and
     a watch the runner starts in its loop; the future it returns ends the session."""
 
@@ -77,7 +74,6 @@ async def _session(
     report: Report,
 ) -> int:
     from .polkit_agent import close_agent, open_agent
-    from .ptyfwd import PtyForwarder
 
     async with connected(connect_manager(plan)) as bus:
         if remote is not None:
@@ -86,7 +82,11 @@ async def _session(
                 on_started=remote.on_started, stop_when=remote.watch_client(),
             )  # fmt: skip
         agent = open_agent() if interactive else None
-        forwarder = PtyForwarder(terminal.tint, terminal.title) if plan.stdio is Stdio.PTY else None
+        forwarder = None
+        if plan.stdio is Stdio.PTY:
+            from .ptyfwd import PtyForwarder
+
+            forwarder = PtyForwarder(terminal.tint, terminal.title)
 
         def started() -> None:
             close_agent(agent)  # authorization is over: the terminal is ours again

@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from dbus_next import Message, MessageType, Variant
 from dbus_next.aio import MessageBus
@@ -67,8 +66,7 @@ class UnitWatch:
         self.changed.set()
 
 
-@dataclass
-class JobResult:
+class JobResult(NamedTuple):
     job: str
     unit: str
     result: str

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import UsageError
+from .model import UnitProperty as UnitProperty  # with the other frozen types (model.py)
 
 UINT64_MAX = 2**64 - 1
 UINT32_MAX = 2**32 - 1
@@ -41,15 +42,6 @@ USEC_PER_SEC = 1_000_000
 WHITESPACE = " \t\n\r"  # systemd's WHITESPACE
 _C_SPACE = " \t\n\v\f\r"  # what strtol() skips
 _DIGITS = "0123456789"
-
-
-@dataclass(frozen=True)
-class UnitProperty:
-    """One entry of StartTransientUnit's `a(sv)` properties array."""
-
-    name: str
-    signature: str
-    value: object
 
 
 class PropertyValueError(ValueError):

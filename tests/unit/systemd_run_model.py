@@ -67,7 +67,10 @@ def by_name(properties: list[UnitProperty]) -> dict[str, list[tuple[str, object]
 
 
 def assert_same_unit(plan: LaunchPlan) -> None:
-    """The D-Bus call and the systemd-run line describe the same service."""
+    """The D-Bus call and the systemd-run line describe the same service; each setting's
+    properties are what its text parses to (those made typed, Assignment.typed, too)."""
+    for assignment in plan.assignments:
+        assert assignment.properties == tuple(parse_assignment(assignment.text)), assignment
     session = SESSION if plan.stdio.value == "pipe" else Session(tty_path="/dev/pts/7")
     ours = [p for p in service_properties(plan, session) if p.name not in DBUS_ONLY]
     if plan.pass_fds:  # systemd-run cannot pass fds: the line says so, the rest must match

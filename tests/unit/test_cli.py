@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from runas_podman import __version__
 from runas_podman.cli import choose_manager
 
 
@@ -39,6 +40,44 @@ def test_version_imports_nothing_heavy(module: str) -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("entry", "prog"), [("runas_podman", "runas-podman"), ("runas", "runas")])
+def test_version_entry_imports_not_even_click(entry: str, prog: str) -> None:
+    """The console scripts answer --version before the Click layer is imported."""
+    probe = (
+        "import atexit, sys; sys.argv[1:] = ['--version']; atexit.register(lambda: print("
+        "sorted(m for m in ('click', 'dbus_next', 'asyncio', 'runas_podman.cli', "
+        f"'runas_podman.runas_cli') if m in sys.modules))); from runas_podman import entry; "
+        f"entry.{entry}()"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert result.stdout == f"{prog}, version {__version__}\n[]\n"
+
+
+def test_version_entry_says_what_click_says() -> None:
+    fast = subprocess.run([sys.executable, "-m", "runas_podman", "--version"],
+                          capture_output=True, text=True)  # fmt: skip
+    probe = "from runas_podman.cli import main; import sys; sys.argv[1:] = ['--version']; main()"
+    slow = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert (fast.returncode, fast.stdout, fast.stderr) == (0, slow.stdout, "")
+    assert slow.returncode == 0
+
+
+def test_a_launch_without_p_does_not_load_the_property_table() -> None:
+    """unitprops (~380 settings) is loaded for -p text only: a plain plan makes its
+    settings typed (each held equal to its parse by tests/unit/conftest.py)."""
+    probe = (
+        "import sys; from runas_podman.model import Manager, ServiceUser; "
+        "from runas_podman.plan import build_service_plan, podman_plan; "
+        "user = ServiceUser('test', 1000, 1000, 'test', '/home/test'); "
+        "plan = build_service_plan(user=user, argv=['/usr/bin/podman', 'run', '--rm', 'i'], "
+        "manager=Manager.SYSTEM, unit='u.service'); podman_plan(plan); "
+        "print('runas_podman.unitprops' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout == "False\n", result.stderr
 
 
 def test_usage_error_is_one_line_with_status_2() -> None:

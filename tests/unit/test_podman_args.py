@@ -5,7 +5,10 @@ from __future__ import annotations
 import shlex
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from runas_podman.model import Assignment
 from runas_podman.plan import container_cleanup, exec_assignment
 from runas_podman.podman_args import ForegroundRun, foreground_run
 
@@ -50,6 +53,38 @@ def test_exec_assignment_both_ways() -> None:
     (prop,) = assignment.properties
     assert (prop.name, prop.signature) == ("ExecStopEx", "a(sasas)")
     assert prop.value == [["/bin/sh", ["/bin/sh", "-c", 'echo "$X" \\ok'], ["no-env-expand"]]]
+
+
+EXEC_FLAG_SETS = [(), ("ignore-failure",), ("no-env-expand",), ("ignore-failure", "no-env-expand")]
+
+
+@given(
+    st.sampled_from(["/bin/sh", "/usr/bin/podman", "/opt/a b/x", "/usr/bin/it's", "relative"]),
+    st.lists(st.text(max_size=12), max_size=4),
+    st.sampled_from(EXEC_FLAG_SETS),
+)
+def test_exec_assignment_is_what_its_text_parses_to(
+    path: str, args: list[str], flags: tuple[str, ...]
+) -> None:
+    """exec_assignment makes the property directly: the same as parsing its text with -p's
+    parser (or the same refusal)."""
+    try:
+        made = exec_assignment("ExecStopPost", [path, *args], flags)
+    except Exception as error:  # compared with the parser's own refusal
+        made_error: Exception | None = error
+    else:
+        made_error = None
+    text = made.text if made_error is None else None
+    if text is None:
+        prefix = "-" * ("ignore-failure" in flags) + ":" * ("no-env-expand" in flags)
+        quoted = ['"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in args]
+        text = f"ExecStopPost={prefix}{path} {' '.join(quoted)}".rstrip()
+    try:
+        parsed = Assignment.parse(text)
+    except Exception as error:
+        assert made_error is not None and str(made_error) == str(error)
+    else:
+        assert made_error is None and made == parsed
 
 
 def test_container_cleanup_stops_or_removes() -> None:
