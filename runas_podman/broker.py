@@ -467,7 +467,7 @@ def _run_plan(
     """The plan through systemd where it is PID 1, else natively in this (root) process
     (the broker runs under `runas-podman broker --listen`); either way with the client's
     fds, and the client going away stops the command."""
-    from .native import systemd_running
+    from .backend import systemd_running
 
     stdio = (fds[0], fds[1], fds[2])
     if systemd_running():

@@ -339,9 +339,8 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
 def run_natively(plan: LaunchPlan, backend: str, json: str | None = None) -> int | None:
     """The status of the plan run natively (--backend native, or auto where systemd is
     not PID 1: said once on stderr), or None when systemd runs it."""
+    from .backend import choose_backend, systemd_running
     from .launcher import check_passed_fds
-    from .native import run_native, systemd_running
-    from .native_plan import choose_backend
 
     chosen, note = choose_backend(backend, systemd_running() if backend == "auto" else True)
     if chosen != "native":
@@ -351,6 +350,8 @@ def run_natively(plan: LaunchPlan, backend: str, json: str | None = None) -> int
     if json not in (None, "off"):
         raise UsageError("--json names the unit and its invocation: there is none natively")
     check_passed_fds(plan)
+    from .native import run_native
+
     return run_native(plan)
 
 

@@ -61,17 +61,8 @@ if TYPE_CHECKING:
     from .ptyfwd import PtyForwarder
     from .session import Terminal
 
-SYSTEMD_RUNTIME = "/run/systemd/system"
 FORWARDED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # passed on as they are
 HELD_SIGNALS = (*TERMINATING_SIGNALS, *FORWARDED_SIGNALS)
-
-
-def systemd_running() -> bool:
-    """As sd_booted(): systemd is PID 1 when /run/systemd/system is a directory."""
-    try:
-        return stat.S_ISDIR(os.lstat(SYSTEMD_RUNTIME).st_mode)
-    except OSError:
-        return False
 
 
 def not_root_message(tool: str) -> str:

@@ -169,19 +169,6 @@ def exit_status(wait_status: int) -> int:
     return code if code >= 0 else 128 - code
 
 
-def choose_backend(requested: str | None, systemd_runs: bool) -> tuple[str, str | None]:
-    """(backend, note): the one asked for, else native where systemd is not PID 1, with a
-    one-line note saying so."""
-    if requested not in (None, "auto"):
-        return str(requested), None
-    if systemd_runs:
-        return "dbus", None
-    return "native", (
-        "systemd is not PID 1 here (no /run/systemd/system): running the command natively "
-        "(--backend native)"
-    )
-
-
 def pam_environment(entries: Mapping[str, str]) -> list[str]:
     """NAME=VALUE strings for pam_putenv, skipping names PAM refuses (empty, with '=')."""
     return [f"{name}={value}" for name, value in entries.items() if name and "=" not in name]

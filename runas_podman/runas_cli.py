@@ -396,8 +396,7 @@ def elevate(
 
 def _native_backend(backend: str) -> bool:
     """--backend native, or auto where systemd is not PID 1 (said once, on stderr)."""
-    from .native import systemd_running
-    from .native_plan import choose_backend
+    from .backend import choose_backend, systemd_running
 
     chosen, note = choose_backend(backend, systemd_running() if backend == "auto" else True)
     if note is not None:

@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
+from runas_podman.backend import choose_backend
 from runas_podman.elevate import Caller, ElevateOptions, build_elevate_plan
 from runas_podman.model import Manager, ServiceUser, Stdio
 from runas_podman.native_plan import (
     DEFAULT_PATH,
     NativeSpec,
     Unsupported,
-    choose_backend,
     exit_status,
     listen_environment,
     native_spec,
