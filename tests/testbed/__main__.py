@@ -57,9 +57,12 @@ def main(argv: list[str]) -> int:
         elif verb == "up":
             for bed in testbeds:
                 bed.up()
-        elif verb == "down":
+        elif verb == "down":  # the booted testbed, and the suite's container without systemd
+            from .native import NativeContainer
+
             for bed in testbeds:
                 bed.down()
+                NativeContainer(suite=bed.suite, cache=bed.cache, repo=bed.repo).down()
         elif verb == "status":
             for bed in testbeds:
                 state = "up" if bed.is_up() else "down"
