@@ -125,22 +125,22 @@ def _boolean(value: str | None) -> bool | None:
 @click.option(
     "-k",
     "--reset-timestamp",
-    "cache_action",
-    flag_value="reset",
+    "reset_timestamp",
+    is_flag=True,
     help="Forget your cached authorizations first (without COMMAND: and exit).",
 )
 @click.option(
     "-K",
     "--remove-timestamp",
-    "cache_action",
-    flag_value="remove",
+    "remove_timestamp",
+    is_flag=True,
     help="Forget your cached authorizations and exit.",
 )
 @click.option(
     "-v",
     "--validate",
-    "cache_action",
-    flag_value="validate",
+    "validate",
+    is_flag=True,
     help="Authenticate (starting a fresh cached authorization) without running anything.",
 )
 @click.option(
@@ -184,7 +184,9 @@ def runas(
     non_interactive: bool,
     stdin_password: bool,
     via_broker: bool,
-    cache_action: str | None,
+    reset_timestamp: bool,
+    remove_timestamp: bool,
+    validate: bool,
     empower: bool,
     dry_run: bool,
     backend: str,
@@ -202,8 +204,15 @@ def runas(
         lightweight=_boolean(lightweight), empower=empower,
     )  # fmt: skip
     route = Route(via_broker, stdin_password, not non_interactive, backend)
-    if cache_action is not None:
-        return cached_authorization(cache_action, request, route)
+    flags = (("-k", reset_timestamp), ("-K", remove_timestamp), ("-v", validate))
+    asked = [flag for flag, given in flags if given]
+    if len(asked) > 1:
+        from .errors import UsageError
+
+        raise UsageError(f"{asked[0]} and {asked[1]} cannot be combined: give one of -k, -K, -v")
+    if asked:
+        action = {"-k": "reset", "-K": "remove", "-v": "validate"}[asked[0]]
+        return cached_authorization(action, request, route)
     return elevate(request, ttys, dry_run, route)
 
 

@@ -325,6 +325,7 @@ def test_k_v_K_usage(tb: Testbed) -> None:
     for arguments, line in [
         (["-K", "true"], "runas: -K runs nothing: drop the command, or use -k to forget first\n"),
         (["-v", "true"], "runas: -v runs nothing: drop the command, or use -k to forget first\n"),
+        (["-k", "-v"], "runas: -k and -v cannot be combined: give one of -k, -K, -v\n"),
     ]:
         result = tb.run(["runas", *arguments])
         assert (result.returncode, result.stderr) == (1, line)
