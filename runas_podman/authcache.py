@@ -25,7 +25,7 @@ import tomllib
 from dataclasses import dataclass
 
 from .errors import RunasError
-from .polkit import session_of
+from .polkit import session_of, stat_fields
 
 CONFIG = "/etc/runas-podman/broker.toml"
 CACHE_DIR = "/run/runas-podman/auth-cache"
@@ -83,9 +83,7 @@ def binding_of(pid: int, uid: int) -> Binding | None:
     """The binding of the process PID, or None without a session or a terminal."""
     session = session_of(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
-        tty = int(text[text.rindex(b")") + 2 :].split()[4])
+        tty = int(stat_fields(pid)[4])
     except (OSError, ValueError, IndexError):
         return None
     if session is None or tty == 0:
@@ -121,28 +119,28 @@ class AuthCache:
             return []
         return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
+    def _fresh(self, uid: int, moment: float) -> list[dict[str, object]]:
+        return [
+            entry for entry in self._entries(uid)
+            if isinstance(since := entry.get("since"), (int, float))
+            and is_fresh(float(since), moment, self.settings.timeout)
+        ]  # fmt: skip
+
     def valid(self, binding: Binding) -> bool:
         if not self.settings.enabled:
             return False
-        moment = now()
-        return any(
-            entry.get("session") == binding.session and entry.get("tty") == binding.tty
-            and isinstance(since := entry.get("since"), (int, float))
-            and is_fresh(float(since), moment, self.settings.timeout)
-            for entry in self._entries(binding.uid)
-        )  # fmt: skip
+        mine = (binding.session, binding.tty)
+        fresh = self._fresh(binding.uid, now())
+        return any((entry.get("session"), entry.get("tty")) == mine for entry in fresh)
 
     def remember(self, binding: Binding) -> None:
         """A fresh entry for BINDING; stale ones and the binding's old one dropped."""
         if not self.settings.enabled:
             return
         moment = now()
-        kept = [
-            entry for entry in self._entries(binding.uid)
-            if (entry.get("session"), entry.get("tty")) != (binding.session, binding.tty)
-            and isinstance(since := entry.get("since"), (int, float))
-            and is_fresh(float(since), moment, self.settings.timeout)
-        ]  # fmt: skip
+        mine = (binding.session, binding.tty)
+        kept = [e for e in self._fresh(binding.uid, moment)
+                if (e.get("session"), e.get("tty")) != mine]  # fmt: skip
         kept.append({"session": binding.session, "tty": binding.tty, "since": moment})
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)  # also when an older one was made otherwise

@@ -76,15 +76,21 @@ class TemporaryAuthorization:
     action: str
 
 
+def stat_fields(pid: int) -> list[bytes]:
+    """/proc/PID/stat from field 3 (state) on: [0] is field 3, [4] tty_nr (7), [19]
+    starttime (22). OSError when the process is gone."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        text = stat.read()
+    # The command name (field 2) is in parentheses and may hold spaces and ')'.
+    return text[text.rindex(b")") + 2 :].split()
+
+
 def process_start_time(pid: int) -> int:
     """Field 22 of /proc/PID/stat (clock ticks since boot), as polkit reads it."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
+        return int(stat_fields(pid)[19])
     except OSError:
         raise RunasError(f"process {pid} is gone: it cannot be authorized") from None
-    # The command name (field 2) is in parentheses and may hold spaces and ')'.
-    return int(text[text.rindex(b")") + 2 :].split()[19])
 
 
 def session_of(pid: int | str) -> str | None:
@@ -169,9 +175,9 @@ async def forget(actions: frozenset[str]) -> int:
     bus = await connect()
     try:
         found = await temporary_authorizations(bus, session)
-        for entry in found:
-            if entry.action in actions:
-                await revoke(bus, entry.id)
-        return sum(entry.action in actions for entry in found)
+        ours = [entry for entry in found if entry.action in actions]
+        for entry in ours:
+            await revoke(bus, entry.id)
+        return len(ours)
     finally:
         bus.disconnect()

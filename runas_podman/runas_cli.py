@@ -19,7 +19,7 @@ from .clirun import AsciiInt, lazy_completion, run_cli
 
 if TYPE_CHECKING:
     from .broker import BrokerCall
-    from .elevate import ElevateRequest
+    from .elevate import BrokerAction, Caller, ElevateRequest
 
 PROG = "runas"
 EXIT_FAILURE = 1
@@ -231,12 +231,12 @@ class Route:
 
         return BrokerCall(interactive=self.interactive, password_from_stdin=self.stdin_password)
 
-    def broker_call(self, **changes: object) -> BrokerCall | None:
+    def broker_call(self, action: BrokerAction | None = None) -> BrokerCall | None:
         """The broker call for this route, or None for the direct systemd+polkit path."""
         if os.geteuid() == 0 and not self.via_broker:
             return None  # root needs nobody's authorization (nor the broker module)
         from .broker import BrokerCall, polkit_installed
-        from .elevate import Authentication
+        from .elevate import Authentication, BrokerAction
 
         if self.stdin_password or not polkit_installed():
             authentication = Authentication.PASSWORD
@@ -248,7 +248,7 @@ class Route:
             authentication=authentication,
             interactive=self.interactive,
             password_from_stdin=self.stdin_password,
-            **changes,  # type: ignore[arg-type]
+            action=action or BrokerAction.RUN,
         )
 
 
@@ -292,15 +292,29 @@ def forget_cached_authorizations(request: ElevateRequest) -> None:
 
 
 def _broker(request: ElevateRequest, call: BrokerCall) -> int:
-    import socket
-
     from .broker import run_through_broker
-    from .elevate import Caller
     from .session import Terminal
 
-    caller = Caller(name=_user_name(os.getuid()), uid=os.getuid(), gid=os.getgid(), cwd=_cwd(),
-                    environ=dict(os.environ), hostname=socket.gethostname())  # fmt: skip
-    return run_through_broker(request, caller, Terminal(None, None), call)
+    return run_through_broker(request, _caller(on_tty=False), Terminal(None, None), call)
+
+
+def _caller(on_tty: bool) -> Caller:
+    """This process as the caller: who, where, its environment, its slice."""
+    import socket
+
+    from . import lookup
+    from .elevate import Caller
+
+    return Caller(
+        name=_user_name(os.getuid()),
+        uid=os.getuid(),
+        gid=os.getgid(),
+        cwd=_cwd(),
+        environ=dict(os.environ),
+        slice=lookup.slice_of("self"),
+        hostname=socket.gethostname(),
+        on_tty=on_tty,
+    )
 
 
 def validate_with_polkit(action: str, route: Route) -> int:
@@ -344,23 +358,12 @@ def elevate(
 ) -> int:
     """Plan the request here (so every usage error is found before anything starts),
     then run it: directly through systemd (root, polkit) or through the root broker."""
-    import socket
-
     from . import lookup
-    from .elevate import PAM_FILE, Caller, decorations
+    from .elevate import PAM_FILE, decorations
     from .errors import RunasError
     from .properties import systemd_run_command
 
-    caller = Caller(
-        name=_user_name(os.getuid()),
-        uid=os.getuid(),
-        gid=os.getgid(),
-        cwd=_cwd(),
-        environ=dict(os.environ),
-        slice=lookup.slice_of("self"),
-        hostname=socket.gethostname(),
-        on_tty=any(ttys),
-    )
+    caller = _caller(on_tty=any(ttys))
     plan, hue = lookup.resolve_elevation(request, caller)
     if request.empower and (dry_run or sys.stderr.isatty()):
         # Told to a person (or with --dry-run), never into a command's captured stderr.

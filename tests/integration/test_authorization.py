@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration import test_runas
-from tests.integration.test_runas import Tmux, sh
+from tests.integration.test_runas import Tmux, as_alice, sh
 from tests.testbed.testbed import Testbed
 
 tmux_session = test_runas.tmux_session  # the fixture, shared
@@ -43,10 +43,6 @@ polkit.addRule(function(action, subject) {{
         return polkit.Result.{result};
 }});
 """
-
-
-def as_alice(command: str) -> list[str]:
-    return ["setpriv", "--reuid=alice", "--regid=alice", "--init-groups", "sh", "-c", command]
 
 
 def rule(tb: Testbed, text: str) -> None:
