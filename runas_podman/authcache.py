@@ -7,12 +7,13 @@ seconds (default 300) from the authentication, never extended by use; a caller w
 a session or a terminal is always asked. Entries live in /run (gone at reboot), in a
 directory only root can enter. `runas -k/-K` remove the caller's own entries.
 
-polkit keeps an auth_*_keep authorization per subject *process* (its sources, 2019-2026), so
-with pkttyagent nothing it keeps outlives one runas. The broker therefore remembers, per
-uid, session and terminal, that polkit granted org.runas_podman.run after a challenge it
-would keep, for polkit's own 5 minutes; a later request is let through on that entry only
-if polkit, asked again without interaction, says "a challenge, and kept after success"
-for that very command: a rule that says no, or asks every time, still decides.
+polkit keeps an auth_*_keep authorization per subject *process* and action, whatever the
+command (its sources, 2019-2026): the broker never accepts an answer that came from one
+(broker.authorize). It remembers instead, per uid, session, terminal and the digest of
+the exact details polkit granted org.runas_podman.run for after a challenge it would
+keep, for polkit's own 5 minutes; a later request is let through on that entry only if
+its details are the same and polkit, asked again without interaction, says "a challenge,
+and kept after success": a rule that says no, or asks every time, still decides.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class Binding:
     uid: int
     session: str
     tty: int  # st_rdev of the controlling terminal (field 7 of /proc/PID/stat)
+    # The terminal's session leader (the login shell), as "PID:STARTTIME": a device
+    # number is reused once a terminal closes, a leader's start time never.
+    leader: str = ""
 
 
 def parse_settings(text: str, path: str = CONFIG) -> CacheSettings:
@@ -83,12 +87,14 @@ def binding_of(pid: int, uid: int) -> Binding | None:
     """The binding of the process PID, or None without a session or a terminal."""
     session = session_of(pid)
     try:
-        tty = int(stat_fields(pid)[4])
+        fields = stat_fields(pid)
+        tty, leader = int(fields[4]), int(fields[3])
+        leader_start = int(stat_fields(leader)[19]) if leader > 0 else 0
     except (OSError, ValueError, IndexError):
         return None
-    if session is None or tty == 0:
+    if session is None or tty == 0 or leader <= 0:
         return None
-    return Binding(uid, session, tty)
+    return Binding(uid, session, tty, f"{leader}:{leader_start}")
 
 
 def is_fresh(since: float, now: float, timeout: int) -> bool:
@@ -98,6 +104,10 @@ def is_fresh(since: float, now: float, timeout: int) -> bool:
 
 def now() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def _key(entry: dict[str, object]) -> tuple[object, ...]:
+    return entry.get("session"), entry.get("tty"), entry.get("leader", ""), entry.get("details", "")
 
 
 class AuthCache:
@@ -126,22 +136,24 @@ class AuthCache:
             and is_fresh(float(since), moment, self.settings.timeout)
         ]  # fmt: skip
 
-    def valid(self, binding: Binding) -> bool:
+    def valid(self, binding: Binding, details: str = "") -> bool:
+        """A fresh entry for BINDING and DETAILS (the polkit kind: the digest of the
+        exact details authorized; the password kind: "")."""
         if not self.settings.enabled:
             return False
-        mine = (binding.session, binding.tty)
+        mine = (binding.session, binding.tty, binding.leader, details)
         fresh = self._fresh(binding.uid, now())
-        return any((entry.get("session"), entry.get("tty")) == mine for entry in fresh)
+        return any(_key(entry) == mine for entry in fresh)
 
-    def remember(self, binding: Binding) -> None:
-        """A fresh entry for BINDING; stale ones and the binding's old one dropped."""
+    def remember(self, binding: Binding, details: str = "") -> None:
+        """A fresh entry for BINDING and DETAILS; stale ones and its old one dropped."""
         if not self.settings.enabled:
             return
         moment = now()
-        mine = (binding.session, binding.tty)
-        kept = [e for e in self._fresh(binding.uid, moment)
-                if (e.get("session"), e.get("tty")) != mine]  # fmt: skip
-        kept.append({"session": binding.session, "tty": binding.tty, "since": moment})
+        mine = (binding.session, binding.tty, binding.leader, details)
+        kept = [e for e in self._fresh(binding.uid, moment) if _key(e) != mine]
+        kept.append({"session": binding.session, "tty": binding.tty, "leader": binding.leader,
+                     "details": details, "since": moment})  # fmt: skip
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)  # also when an older one was made otherwise
         temporary = f"{self._path(binding.uid)}.{os.getpid()}"

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import getpass
 import grp
 import json
@@ -30,12 +32,14 @@ import signal
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .authcache import POLKIT_KEEP_SECONDS, AuthCache, CacheSettings, binding_of, load_settings
 from .elevate import (
+    DETAIL_KEYS,
     PAM_SERVICE,
     RUN_ACTION,
     Authentication,
@@ -46,7 +50,7 @@ from .elevate import (
     authorization_details,
     request_environ,
 )
-from .errors import RunasError
+from .errors import RunasError, one_line
 from .model import LaunchPlan, Stdio
 from .signals import on_terminating_signals, remove_signal_handlers, set_once
 
@@ -59,11 +63,17 @@ ADMIN_GROUP = "wheel"
 TRIES = 3
 POLKIT_SERVICE_FILE = "/usr/share/dbus-1/system-services/org.freedesktop.PolicyKit1.service"
 MAX_REQUEST = 1 << 20
-# A connection that says nothing must not hold a broker process (and a MaxConnections
-# slot) forever: the request must arrive within REQUEST_TIMEOUT, each password answer
-# within PASSWORD_TIMEOUT (a person typing).
+# No connection holds a broker process (and a MaxConnections slot) for long unasked:
+# the whole request must arrive within REQUEST_TIMEOUT of the connection (a deadline,
+# not a limit per recv), each password answer within PASSWORD_TIMEOUT (a person typing),
+# a polkit check within POLKIT_TIMEOUT (its agent asks a person); and one uid holds at
+# most MAX_PER_UID connections at once (broker slots), so nobody locks others out.
 REQUEST_TIMEOUT = 10.0
 PASSWORD_TIMEOUT = 60.0
+POLKIT_TIMEOUT = 120.0
+MAX_CONNECTIONS = 64  # as runas-broker.socket's MaxConnections
+MAX_PER_UID = 16
+SLOTS_DIR = "/run/runas-podman/broker-slots"
 
 
 def polkit_installed() -> bool:
@@ -78,6 +88,19 @@ def send(sock: socket.socket, message: Mapping[str, Any], fds: Sequence[int] = (
         sock.sendall(data)
 
 
+class Deadline:
+    """A point in time after which waiting ends (TimeoutError), however data trickles in."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return left
+
+
 class LineReader:
     """JSON lines from a socket; the fds of the first message are kept."""
 
@@ -86,10 +109,12 @@ class LineReader:
         self.buffer = b""
         self.fds: list[int] = []
 
-    def read(self) -> dict[str, Any] | None:
+    def read(self, deadline: Deadline | None = None) -> dict[str, Any] | None:
         while b"\n" not in self.buffer:
             if len(self.buffer) > MAX_REQUEST:
                 raise RunasError("message too long")
+            if deadline is not None:
+                self.sock.settimeout(deadline.remaining())
             data, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 3)
             self.fds += fds
             if not data:
@@ -148,7 +173,7 @@ def run_through_broker(
             + (", or use polkit (without -S)" if call.password_from_stdin else "")
         ) from None
     pty = options.stdio is Stdio.PTY and call.action is BrokerAction.RUN
-    forwarder = PtyForwarder(terminal.tint, terminal.title) if pty else None
+    forwarder = PtyForwarder(terminal.tint, terminal.title, terminal.through) if pty else None
     polkit = call.authentication is Authentication.POLKIT
     agent = open_agent() if polkit and call.interactive else None
     stdin_read = False
@@ -157,17 +182,16 @@ def run_through_broker(
             options=options,
             environ=request_environ(options, caller.environ),
             on_tty=caller.on_tty,
-            tty_path=forwarder.path if forwarder else None,
             authentication=call.authentication,
             action=call.action,
             interactive=call.interactive,
         )
         try:
-            send(sock, request.to_message(), [forwarder.peer] * 3 if forwarder else [0, 1, 2])
+            send(sock, request.to_message(), forwarder.unit_stdio() if forwarder else [0, 1, 2])
         except OSError as error:  # refused: the socket's connection limit, or a broker crash
             raise RunasError(
                 f"the root broker closed the connection ({error.strerror}): it serves at "
-                "most 32 clients at once; try again"
+                f"most {MAX_CONNECTIONS} clients at once, {MAX_PER_UID} of one user; try again"
             ) from None
         if forwarder:
             forwarder.close_peer()
@@ -248,12 +272,73 @@ def peer_credentials(conn: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
+SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)  # Linux >= 6.5
+
+
+def peer_pidfd(conn: socket.socket) -> int:
+    """A pidfd of the peer (SO_PEERPIDFD), or -1 where the kernel has none (< 6.5);
+    RunasError when the peer is gone already (its pid may be another process's now)."""
+    try:
+        return int(conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD))
+    except OSError as error:
+        if error.errno in (errno.ENOPROTOOPT, errno.EINVAL):
+            return -1
+        raise RunasError("your process ended before its request was read") from None
+
+
+def check_same_process(pidfd: int) -> None:
+    """After everything about the caller was read from /proc/PID (its directory, slice,
+    session, terminal, start time for polkit): the process the pidfd pins is still
+    there, so PID was not reused by another process meanwhile."""
+    if pidfd < 0:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        raise RunasError("your process ended before its request was decided") from None
+
+
 def in_admin_group(name: str, gid: int) -> bool:
     try:
         admin = grp.getgrnam(ADMIN_GROUP).gr_gid
     except KeyError:
         return False
     return admin in os.getgrouplist(name, gid)
+
+
+def take_slot(uid: int, directory: str = SLOTS_DIR) -> int:
+    """One of UID's MAX_PER_UID broker slots, held (flock) until this process ends or
+    closes the fd it returns; RunasError when all are held. Shared by every broker
+    process, socket-activated or forked by `broker --listen`."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for slot in range(MAX_PER_UID):
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(os.path.join(directory, f"{uid}.{slot}"), flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return fd
+    raise RunasError(
+        f"you have {MAX_PER_UID} connections to the broker open already (its limit per "
+        "user): let one end, then try again"
+    )
+
+
+def client_terminal(fds: Sequence[int], uid: int) -> str | None:
+    """The terminal among the received stdio fds (a pty session's), by the kernel's
+    name for it, never a name the client sent; refused unless it is the caller's own."""
+    for fd in fds:
+        if os.isatty(fd):
+            owner = os.fstat(fd).st_uid
+            if owner != uid:
+                raise RunasError(
+                    f"the terminal you passed belongs to uid {owner}, not to you: run runas "
+                    "on a terminal of your own, or with --pipe"
+                )
+            return os.ttyname(fd)
+    return None
 
 
 def authenticate(conn: socket.socket, reader: LineReader, name: str) -> bool:
@@ -263,7 +348,7 @@ def authenticate(conn: socket.socket, reader: LineReader, name: str) -> bool:
     for attempt in range(TRIES):
         prefix = "" if attempt == 0 else "Sorry, try again.\n"
         send(conn, {"prompt": f"{prefix}[runas] password for {name}: "})
-        answer = reader.read()
+        answer = reader.read(Deadline(PASSWORD_TIMEOUT))
         if answer is None:
             return False
         if checker.authenticate(name, str(answer.get("password", "")), service=PAM_SERVICE):
@@ -274,11 +359,14 @@ def authenticate(conn: socket.socket, reader: LineReader, name: str) -> bool:
 def serve(conn: socket.socket) -> None:
     """One connection: who asks (peer credentials), the typed request, authentication,
     then the very plan the request resolves to, run with the client's fds."""
+    deadline = Deadline(REQUEST_TIMEOUT)  # from the connection to the whole request
     pid, uid, gid = peer_credentials(conn)
     reader = LineReader(conn)
+    slot = pidfd = -1
     try:
-        conn.settimeout(REQUEST_TIMEOUT)
-        message = reader.read()
+        pidfd = peer_pidfd(conn)
+        slot = take_slot(uid)
+        message = reader.read(deadline)
         if message is None:
             return
         request = BrokerRequest.from_message(message)
@@ -292,25 +380,25 @@ def serve(conn: socket.socket) -> None:
             send(conn, {"status": 0})
             return
         if request.authentication is Authentication.POLKIT:
-            conn.settimeout(None)  # polkit's agent asks the person, who may take a while
             if request.action is BrokerAction.VALIDATE:
                 if uid != 0:
                     authorize(pid, uid, request, None)
                 send(conn, {"status": 0})
                 return
             plan = _plan(request, pid, uid, gid, name)
+            tty_path = client_terminal(reader.fds, uid) if plan.stdio is Stdio.PTY else None
             if uid != 0:
                 authorize(pid, uid, request, plan)
         else:
             if uid != 0:
-                conn.settimeout(PASSWORD_TIMEOUT)
                 password_authentication(conn, reader, request, pid, uid, gid, name)
             if request.action is BrokerAction.VALIDATE:
                 send(conn, {"status": 0})
                 return
-            conn.settimeout(None)
             plan = _plan(request, pid, uid, gid, name)
-        tty_path = request.tty_path if plan.stdio is Stdio.PTY else None
+            tty_path = client_terminal(reader.fds, uid) if plan.stdio is Stdio.PTY else None
+        check_same_process(pidfd)
+        conn.settimeout(None)
         status = _run_plan(conn, reader.fds, plan, tty_path, name)
         log(f"{name} (uid {uid}) ran {plan.unit} as {plan.user.name}: status {status}")
         with contextlib.suppress(OSError):  # the client may be gone: then nobody reads it
@@ -322,14 +410,17 @@ def serve(conn: socket.socket) -> None:
     except RunasError as error:
         log(f"refused uid {uid}: {error.message}")
         with contextlib.suppress(OSError):
-            send(conn, {"error": error.message})
+            send(conn, {"error": one_line(error.message)})
     except Exception as error:  # BusCallError, a bug: say so, in one line
         log(f"failed for uid {uid}: {type(error).__name__}: {error}")
         with contextlib.suppress(OSError):
-            send(conn, {"error": f"the broker failed: {error}"})
+            send(conn, {"error": one_line(f"the broker failed: {error}")})
     finally:
         for fd in reader.fds:
             os.close(fd)
+        for fd in (slot, pidfd):
+            if fd >= 0:
+                os.close(fd)
 
 
 def _plan(request: BrokerRequest, pid: int, uid: int, gid: int, name: str) -> LaunchPlan:
@@ -354,53 +445,84 @@ def forget(uid: int) -> bool:
     return AuthCache(CacheSettings(), kind="polkit").forget(uid) or password
 
 
-def authorize(pid: int, uid: int, request: BrokerRequest, plan: LaunchPlan | None) -> None:
-    """polkit's org.runas_podman.run for the client process, with this plan's command in
-    the details: the plan checked is the plan started (nothing is resolved again). No plan:
-    -v, which authenticates for no command in particular.
+def details_digest(details: Mapping[str, str], random_unit: bool = True) -> str:
+    """What the broker's polkit cache entry is bound to: the exact details checked, but
+    for the unit's name when the broker chose it at random (the caller chose nothing)."""
+    import hashlib
 
-    polkit keeps what it grants after a *_keep challenge only for the client process; the
-    broker keeps it for the client's session and terminal (authcache), and asks polkit
-    first without interaction, so that rules still decide each command.
+    bound = {key: value for key, value in details.items() if key != "unit" or not random_unit}
+    return hashlib.sha256(json.dumps(bound, sort_keys=True).encode()).hexdigest()
+
+
+def authorize(pid: int, uid: int, request: BrokerRequest, plan: LaunchPlan | None) -> None:
+    """polkit's org.runas_podman.run for the client process, with this plan's details:
+    the plan checked is the plan started (nothing is resolved again). No plan: -v, which
+    authenticates for no command in particular.
+
+    Each check is for this request alone. polkit answers from a temporary authorization
+    (kept after an auth_*_keep challenge) even where its rules now say no, and such an
+    authorization names a process and an action, not a command: an answer that came
+    from one (it carries polkit.temporary_authorization_id) is never accepted. (polkit
+    lets no one but the subject's own session revoke it, so the broker cannot; the
+    client process it names makes one request and ends.) What
+    lets a later request skip the prompt is the broker's own entry, bound to the
+    caller's uid, session and terminal and to these exact details (authcache), and only
+    while polkit, asked without interaction, still answers "a challenge, kept after
+    success": a rule that says no, or asks every time, still decides.
     """
     from . import polkit
 
     if plan is None:
-        details = {"program": "", "command_line": "runas -v", "user": "root", "group": "",
-                   "cwd": "", "extras": ""}  # fmt: skip
+        details = {key: "" for key in DETAIL_KEYS} | {"command_line": "runas -v",
+                                                      "user": "root"}  # fmt: skip
     else:
         details = authorization_details(request.options, plan)
+    digest = details_digest(details, request.options.unit is None)
     binding = binding_of(pid, uid)
     kept = AuthCache(CacheSettings(enabled=True, timeout=POLKIT_KEEP_SECONDS), kind="polkit")
     if plan is None:
         kept.forget(uid)  # -v starts a fresh period
 
-    async def check() -> tuple[polkit.Authorization, bool]:
+    async def check() -> tuple[polkit.Authorization, str]:
         bus = await polkit.connect()
         try:
             subject = polkit.Subject.process(pid, uid)
-            quiet = await polkit.check_authorization(bus, subject, RUN_ACTION, details, False)
+            quiet = await polkit.check_authorization(
+                bus, subject, RUN_ACTION, details, False, timeout=REQUEST_TIMEOUT
+            )
+            if polkit.from_kept_authorization(quiet):
+                return quiet, "temporary"
             if quiet.authorized or not quiet.challenge:
-                return quiet, False
-            if quiet.retained and binding is not None and kept.valid(binding):
-                return quiet, True
+                return quiet, "rule"
+            if quiet.retained and binding is not None and kept.valid(binding, digest):
+                return quiet, "kept"
             if not request.interactive:
-                return quiet, False
-            return await polkit.check_authorization(bus, subject, RUN_ACTION, details, True), False
+                return quiet, "rule"
+            result = await polkit.check_authorization(
+                bus, subject, RUN_ACTION, details, True, timeout=POLKIT_TIMEOUT
+            )
+            # Another request of the same process may have been authenticated between
+            # the two checks: polkit then answers from what it kept, without asking.
+            return result, "temporary" if polkit.from_kept_authorization(result) else "asked"
         finally:
             bus.disconnect()
 
-    result, from_kept = asyncio.run(check())
+    result, how = asyncio.run(check())
     what = f"'{details['command_line']}' as {details['user']}"
     if details["extras"]:
         what += " with " + ", ".join(details["extras"].splitlines())
-    if from_kept:
-        log(f"uid {uid}: polkit's kept authorization (session {binding and binding.session}) "
+    if how == "temporary":
+        raise RunasError(
+            f"not running {what}: polkit answered from an authorization it keeps for your "
+            "process, which names no command; each runas process asks once (start a new one)"
+        )
+    if how == "kept":
+        log(f"uid {uid}: the broker's kept authorization (session {binding and binding.session}) "
             f"for {what}")  # fmt: skip
         return
     if result.authorized:
-        if result.temporary_id is not None and binding is not None:
-            kept.remember(binding)
+        if how == "asked" and result.retained and binding is not None:
+            kept.remember(binding, digest)
         log(f"uid {uid}: polkit authorized {what}")
         return
     if result.challenge and not request.interactive:
@@ -484,8 +606,6 @@ def _run_plan(
 
 # --- listen mode: a foreground broker for runit, s6, OpenRC ---------------------------
 
-MAX_CONNECTIONS = 32  # as runas-broker.socket's MaxConnections
-
 
 class _Stop(Exception):
     """SIGTERM or SIGINT to a listening broker: stop accepting, remove the socket."""
@@ -504,18 +624,10 @@ def listen(path: str = BROKER_SOCKET) -> int:
             raise RunasError(f"{path} exists and is not a socket: choose another --listen path")
         os.unlink(path)  # a broker before this one left it
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    children: set[int] = set()
+    children: dict[int, int] = {}  # pid -> the peer uid it serves
 
     def reap(_signum: int = 0, _frame: object = None) -> None:
-        while children:
-            try:
-                pid, _status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                children.clear()
-                return
-            if pid == 0:
-                return
-            children.discard(pid)
+        _reap(children)
 
     def stop(_signum: int, _frame: object) -> None:
         raise _Stop
@@ -529,19 +641,7 @@ def listen(path: str = BROKER_SOCKET) -> int:
         signal.signal(signal.SIGINT, stop)
         log(f"listening on {path}")
         while True:
-            conn, _address = server.accept()
-            reap()
-            if len(children) >= MAX_CONNECTIONS:
-                with contextlib.suppress(OSError):
-                    send(conn, {"error": f"the broker serves at most {MAX_CONNECTIONS} "
-                                         "clients at once; try again"})  # fmt: skip
-                conn.close()
-                continue
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the connection's own process
-                _serve_forked(server, conn)
-            children.add(pid)
-            conn.close()
+            _accept_one(server, children)
     except _Stop:
         log("stopping")
         return 0
@@ -551,12 +651,72 @@ def listen(path: str = BROKER_SOCKET) -> int:
         server.close()
 
 
+def _accept_one(server: socket.socket, children: dict[int, int]) -> None:
+    """Accept one connection and fork its broker process; the limits (MAX_CONNECTIONS
+    in all, MAX_PER_UID per peer uid) are held before the fork. An error of accept or
+    fork (out of fds, processes, memory) is logged and waited out, never the end."""
+    try:
+        conn, _address = server.accept()
+    except InterruptedError:
+        return
+    except OSError as error:  # EMFILE, ENFILE, ENOBUFS, ECONNABORTED...
+        log(f"accept failed ({error.strerror}): retrying")
+        time.sleep(0.1)
+        return
+    try:
+        _reap(children)
+        _pid, uid, _gid = peer_credentials(conn)
+        busy = (
+            f"the broker serves at most {MAX_CONNECTIONS} clients at once"
+            if len(children) >= MAX_CONNECTIONS
+            else f"you have {MAX_PER_UID} connections to the broker open already (its "
+            "limit per user): let one end"
+            if list(children.values()).count(uid) >= MAX_PER_UID
+            else None
+        )
+        if busy is not None:
+            with contextlib.suppress(OSError):
+                send(conn, {"error": f"{busy}; try again"})
+            return
+        # SIGCHLD held until the child is listed: a child that ends at once is reaped
+        # after it is known, never before (which would leave it listed for good).
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
+        try:
+            pid = os.fork()
+        except OSError as error:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
+            log(f"fork failed ({error.strerror}): connection of uid {uid} refused")
+            with contextlib.suppress(OSError):
+                send(conn, {"error": "the broker cannot start a process now; try again"})
+            time.sleep(0.1)
+            return
+        if pid == 0:  # pragma: no cover - the connection's own process
+            _serve_forked(server, conn)
+        children[pid] = uid
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
+    finally:
+        conn.close()
+
+
+def _reap(children: dict[int, int]) -> None:
+    while children:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            children.clear()
+            return
+        if pid == 0:
+            return
+        children.pop(pid, None)
+
+
 def _serve_forked(server: socket.socket, conn: socket.socket) -> None:
     """In the forked child: default signals, the listening socket closed, serve()."""
     status = 0
     try:
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
         server.close()
         serve(conn)
     except BaseException:  # serve() answers every failure itself; a bug ends the child
@@ -569,8 +729,9 @@ def _serve_forked(server: socket.socket, conn: socket.socket) -> None:
 
 
 def log(line: str) -> None:
-    """One line per request in the journal (the service's stderr)."""
-    print(f"runas-broker: {line}", file=sys.stderr, flush=True)
+    """One line per request in the journal (the service's stderr), escaped: what a
+    client sent never reaches a reader's terminal raw."""
+    print(f"runas-broker: {one_line(line)}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ PROG = "runas-podman"
 
 class LaunchOptions(NamedTuple):  # not a dataclass: keeps `dataclasses` off --version
     user: str
+    group: str | None
     via: str
     properties: tuple[str, ...]
     setenv: tuple[str, ...]
@@ -40,6 +41,7 @@ class LaunchOptions(NamedTuple):  # not a dataclass: keeps `dataclasses` off --v
     quiet: bool
     no_ask_password: bool
     pty: bool
+    pipe: bool
     json: str | None
 
 
@@ -49,6 +51,10 @@ def launch_options(function: F) -> F:
         click.option("-u", "--user", required=True, metavar="USER",
                      shell_complete=lazy_completion("complete_service_user"),
                      help="Service user to run as (name or uid)."),
+        click.option("-g", "--group", metavar="GROUP",
+                     shell_complete=lazy_completion("complete_group"),
+                     help="Group to run as (name or gid; Group=), instead of USER's primary "
+                          "group; system manager only."),
         click.option("--via", type=click.Choice(["auto", "system", "user"]), default="auto",
                      show_default=True,
                      help="Service manager that runs the unit: PID 1 with User=, or USER's own; "
@@ -64,7 +70,11 @@ def launch_options(function: F) -> F:
         click.option("-D", "--working-directory", metavar="DIR",
                      help="Working directory of the command (WorkingDirectory=; ~ for home)."),
         click.option("-t", "--pty", is_flag=True,
-                     help="Run the command on a pseudo-terminal (e.g. podman run -it)."),
+                     help="Run the command on a pseudo-terminal (e.g. podman run -it); the "
+                          "default when USER is not you and stdio is a terminal."),
+        click.option("--pipe", is_flag=True,
+                     help="Hand your stdin/stdout/stderr to the command as they are, "
+                          "terminals included (USER can then keep and use your terminal)."),
         click.option("-q", "--quiet", is_flag=True,
                      help="Print no summary (run time, CPU, memory, IO) when the command ends."),
         click.option("--no-ask-password", is_flag=True,
@@ -261,7 +271,7 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     import dataclasses
 
     from . import lookup
-    from .model import Manager, Stdio
+    from .model import Manager, Stdio, through_pty
     from .plan import (
         build_service_plan,
         parse_assignments,
@@ -270,13 +280,13 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
         parse_setenv,
         podman_plan,
         service_unit_name,
+        slice_unit_name,
     )
     from .properties import systemd_run_argv, systemd_run_command
 
     settings = []
     if options.slice_:
-        name = options.slice_ if options.slice_.endswith(".slice") else f"{options.slice_}.slice"
-        settings.append(f"Slice={name}")
+        settings.append(f"Slice={slice_unit_name(options.slice_)}")
     if options.nice is not None:
         settings.append(f"Nice={options.nice}")
     if options.working_directory:
@@ -301,15 +311,23 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
         description=options.description,
         open_files=open_files,
         pass_fds=pass_fds,
+        group=lookup.group_name(options.group) if options.group is not None else None,
     )
     if manager is Manager.SYSTEM and plan.open_files:
         check_open_files_for_root(plan)
     if package == "podman":
         plan = podman_plan(plan)
-    if options.pty:
+    if options.pty and options.pipe:
+        raise UsageError("-t/--pty and --pipe contradict each other: give one of them")
+    ttys = (os.isatty(0), os.isatty(1), os.isatty(2))
+    # A terminal of the caller's is never handed to another user's command: a pty
+    # stands between (sudo's use_pty, run0), unless --pipe.
+    someone_else = user.uid != os.geteuid()
+    if options.pty or (not options.pipe and someone_else and any(ttys)):
         plan = dataclasses.replace(plan, stdio=Stdio.PTY)
+    through = through_pty(options.pty, ttys)
     if not options.dry_run and options.backend in ("auto", "native"):
-        native = run_natively(plan, options.backend, options.json)
+        native = run_natively(plan, options.backend, options.json, through)
         if native is not None:
             return native
     if options.dry_run or options.backend == "systemd-run":
@@ -327,16 +345,26 @@ def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> 
     from .launcher import check_passed_fds
 
     check_passed_fds(plan)  # before this process opens fds of its own
-    from .session import Report, run_session
+    from .session import Report, Terminal, run_session
 
     interactive = not options.no_ask_password and os.geteuid() != 0 and os.isatty(0)
     # The summary is for people: on a terminal, unless -q (scripts read stderr clean).
     summary = not options.quiet and os.isatty(2)
     json_mode = None if options.json in (None, "off") else options.json
-    return run_session(plan, interactive=interactive, report=Report(json_mode, summary))
+    return run_session(
+        plan,
+        interactive=interactive,
+        terminal=Terminal(through=through),
+        report=Report(json_mode, summary),
+    )
 
 
-def run_natively(plan: LaunchPlan, backend: str, json: str | None = None) -> int | None:
+def run_natively(
+    plan: LaunchPlan,
+    backend: str,
+    json: str | None = None,
+    through: tuple[bool, bool, bool] = (True, True, True),
+) -> int | None:
     """The status of the plan run natively (--backend native, or auto where systemd is
     not PID 1: said once on stderr), or None when systemd runs it."""
     from .backend import choose_backend, systemd_running
@@ -350,9 +378,9 @@ def run_natively(plan: LaunchPlan, backend: str, json: str | None = None) -> int
     if json not in (None, "off"):
         raise UsageError("--json names the unit and its invocation: there is none natively")
     check_passed_fds(plan)
-    from .native import run_native
+    from .native import Client, run_native
 
-    return run_native(plan)
+    return run_native(plan, Client(through=through))
 
 
 def check_open_files_for_root(plan: LaunchPlan) -> None:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, TypeVar
 
-from .errors import RunasError, UsageError
+from .errors import RunasError, UsageError, is_utf8, one_line, shell_join, shell_quote, truncated
 from .model import Assignment, LaunchPlan, Manager, ServiceUser, Stdio
-from .plan import parse_assignments, parse_setenv
+from .plan import parse_assignments, parse_setenv, slice_unit_name
 
 PAM_SERVICE = "runas"
 PAM_FILE = f"/etc/pam.d/{PAM_SERVICE}"
@@ -31,6 +31,7 @@ EMPOWER_PROMPT_PREFIX = "\N{JACK-O-LANTERN} "
 EMPOWER_GROUP = "empower"
 # Hues as run0 picks them: red for root, orange for --empower, yellow for other users.
 HUE_ROOT, HUE_EMPOWER, HUE_OTHER = 0, 30, 60
+TERM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")  # a terminfo entry's name
 TITLE_DOT = {HUE_ROOT: "\N{LARGE RED CIRCLE}", HUE_EMPOWER: "\N{LARGE ORANGE CIRCLE}",
              HUE_OTHER: "\N{LARGE YELLOW CIRCLE}"}  # fmt: skip
 
@@ -98,14 +99,14 @@ class BrokerRequest:
     """The one message a client sends the root broker: a versioned, typed record.
 
     `environ` holds only the caller's variables the plan may read (request_environ);
-    who the caller is, its directory and slice, the broker learns from the socket.
+    who the caller is, its directory and slice, the broker learns from the socket, and
+    the terminal from the fds it receives (version 3 dropped the client's `tty_path`).
     """
 
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
     options: ElevateRequest
     environ: Mapping[str, str]
     on_tty: bool = False
-    tty_path: str | None = None  # the pty the client forwards (Stdio.PTY)
     authentication: Authentication = Authentication.PASSWORD
     action: BrokerAction = BrokerAction.RUN
     interactive: bool = True  # polkit may ask (False: -n)
@@ -117,7 +118,7 @@ class BrokerRequest:
         }
         return {
             "version": self.VERSION, "options": options, "environ": dict(self.environ),
-            "on_tty": self.on_tty, "tty_path": self.tty_path,
+            "on_tty": self.on_tty,
             "authentication": self.authentication.value, "action": self.action.value,
             "interactive": self.interactive,
         }  # fmt: skip
@@ -147,7 +148,6 @@ class BrokerRequest:
             options=ElevateRequest(**values),  # type: ignore[arg-type]
             environ=dict(environ),
             on_tty=_bool("on_tty", message.get("on_tty", False)),
-            tty_path=_optional_str("tty_path", message.get("tty_path")),
             authentication=_member(Authentication, "authentication",
                                    message.get("authentication", "password")),
             action=_member(BrokerAction, "action", message.get("action", "run")),
@@ -157,8 +157,7 @@ class BrokerRequest:
 
 _E = TypeVar("_E", bound=Enum)
 _REQUEST_FIELDS = {
-    "version", "options", "environ", "on_tty", "tty_path", "authentication", "action",
-    "interactive",
+    "version", "options", "environ", "on_tty", "authentication", "action", "interactive",
 }  # fmt: skip
 
 
@@ -198,12 +197,6 @@ def _optional(name: str, value: object, kind: type) -> object:
 def _bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise RunasError(f"bad broker request: '{name}' must be true or false")
-    return value
-
-
-def _optional_str(name: str, value: object) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise RunasError(f"bad broker request: '{name}' must be a string")
     return value
 
 
@@ -276,10 +269,12 @@ class ElevateOptions:
 def choose_stdio(
     pty: bool, pipe: bool, stdin_tty: bool, stdout_tty: bool, stderr_tty: bool
 ) -> Stdio:
-    """As run0: --pty or --pipe when one is given; else (or both) pty iff all three are ttys."""
+    """--pty or --pipe when one is given; else (or both) a pty when any of stdin, stdout,
+    stderr is a terminal: those go through the pty (ptyfwd.through_pty), so the command,
+    running as someone else, never holds the caller's terminal (sudo's use_pty, run0)."""
     if pty != pipe:
         return Stdio.PTY if pty else Stdio.PIPE
-    return Stdio.PTY if stdin_tty and stdout_tty and stderr_tty else Stdio.PIPE
+    return Stdio.PTY if stdin_tty or stdout_tty or stderr_tty else Stdio.PIPE
 
 
 def session_class(
@@ -335,7 +330,7 @@ def decorations(
 
 
 def window_title(hue: int, command: Sequence[str], hostname: str) -> str:
-    text = f"{TITLE_DOT[hue]} {shlex.join(command)}"
+    text = f"{TITLE_DOT[hue]} {shell_join(command)}"
     return f"{text} on {hostname}" if hostname else text
 
 
@@ -392,7 +387,7 @@ def build_elevate_plan(options: ElevateOptions, caller: Caller, target: ServiceU
         manager=Manager.SYSTEM,
         user=target,
         argv=tuple(argv),
-        description=options.description or f"[runas] {shlex.join(argv)}"[:200],
+        description=options.description or truncated(f"[runas] {shell_join(argv)}", 200),
         assignments=tuple(assignments),
         environment=environment(options, caller, target_is_root, pty),
         stdio=options.stdio,
@@ -438,11 +433,16 @@ def working_directory(options: ElevateOptions, caller: Caller, target_is_root: b
         path = os.path.normpath(os.path.join(caller.cwd, options.chdir))  # as run0
         return None if path == "/" else path
     stays = target_is_root or (options.empower and not options.user_given)
+    if stays:
+        from .gate import check_text
+
+        check_text("your working directory", caller.cwd,
+                   "change to another directory, or give -D DIR")  # fmt: skip
     return caller.cwd if stays else "~"
 
 
 def unit_slice(options: ElevateOptions, caller: Caller) -> str:
-    base = options.slice.removesuffix(".slice") if options.slice else ""
+    base = slice_unit_name(options.slice).removesuffix(".slice") if options.slice else ""
     if options.slice_inherit and caller.slice:
         inherited = caller.slice.removesuffix(".slice")
         base = f"{inherited}-{base}" if base else inherited
@@ -454,6 +454,9 @@ def environment(
 ) -> tuple[tuple[str, str], ...]:
     env: dict[str, str] = {}
     term = caller.environ.get("TERM")
+    if term and is_utf8(term) and not TERM_NAME.fullmatch(term):
+        term = "dumb"  # a terminfo name, never a path or a control sequence (bytes that
+        # are not UTF-8 are named by the plan's check instead)
     if term and (pty or caller.on_tty):  # as run0: TERM only where a terminal is involved
         env["TERM"] = term
     elif pty:
@@ -482,13 +485,22 @@ def environment(
     return tuple(env.items())
 
 
+# The keys of org.runas_podman.run's details, as the policy file documents them (a unit
+# test holds the two equal).
+DETAIL_KEYS = ("program", "command_line", "user", "group", "cwd", "extras", "extras_shown",
+               "unit", "description", "stdio", "slice", "environment", "properties")  # fmt: skip
+
+
 def authorization_details(request: ElevateRequest, plan: LaunchPlan) -> dict[str, str]:
     """What polkit's org.runas_podman.run check sees (and its prompt names), taken from
-    the very plan the broker then starts: rules match these texts exactly.
+    the very plan the broker then starts: rules match these texts exactly, and every
+    text is one a terminal shows as it is (shell quoting, escapes: errors.shell_quote).
 
     `extras` lists, one per line, everything the request adds beyond running the command
     as the user: --setenv/--preserve-env variables (with the values that will be set),
-    -p properties, --nice, --slice, --empower, --lightweight; empty for a plain request.
+    -p properties, --nice, --slice, --empower, --lightweight, --description, --unit, a
+    prompt prefix of the caller's; empty for a plain request. `environment` and
+    `properties` list the whole unit: every variable and every setting it starts with.
     """
     values = {a.name: a.text.partition("=")[2] for a in plan.assignments}
     workdir = values.get("WorkingDirectory", "")
@@ -497,9 +509,13 @@ def authorization_details(request: ElevateRequest, plan: LaunchPlan) -> dict[str
     requested = {text.partition("=")[0] for text in request.setenv}
     for names in request.preserve_env:
         requested.update(filter(None, names.split(",")))
-    extras = [f"Environment={name}={value}" for name, value in plan.environment
-              if name in requested]  # fmt: skip
-    extras += [f"-p {text}" for text in request.properties]
+    extras = [f"Environment={shell_quote(f'{name}={value}')}"
+              for name, value in plan.environment if name in requested]  # fmt: skip
+    if request.group is not None:
+        extras.append(f"Group={values.get('Group', '')}")
+    if request.chdir is not None:
+        extras.append(f"WorkingDirectory={shell_quote(workdir)}")
+    extras += [f"-p {shell_quote(text)}" for text in request.properties]
     if request.nice is not None:
         extras.append(f"Nice={request.nice}")
     if request.slice is not None or request.slice_inherit:
@@ -508,11 +524,29 @@ def authorization_details(request: ElevateRequest, plan: LaunchPlan) -> dict[str
         extras.append("--empower")
     if request.lightweight is not None:
         extras.append(f"--lightweight={'yes' if request.lightweight else 'no'}")
+    if request.description is not None:
+        extras.append(f"--description={shell_quote(plan.description)}")
+    if request.unit is not None:
+        extras.append(f"--unit={plan.unit}")
+    prompt = dict(plan.environment).get("SHELL_PROMPT_PREFIX")
+    if request.shell_prompt_prefix is not None or prompt not in (
+        None, DEFAULT_PROMPT_PREFIX, EMPOWER_PROMPT_PREFIX
+    ):  # fmt: skip
+        extras.append(f"SHELL_PROMPT_PREFIX={shell_quote(prompt or '')}")
     return {
-        "program": plan.argv[0],
-        "command_line": shlex.join(plan.argv),
+        "program": shell_quote(plan.argv[0]),
+        "command_line": shell_join(plan.argv),
         "user": plan.user.name,
         "group": values.get("Group") or plan.user.group,
-        "cwd": workdir,
+        "cwd": shell_quote(workdir),
         "extras": "\n".join(extras),
+        # The prompt names what the request adds, not only the command (the message's
+        # "... as $(user)$(extras_shown)").
+        "extras_shown": f", with {', '.join(extras)}" if extras else "",
+        "unit": plan.unit,
+        "description": one_line(plan.description),
+        "stdio": plan.stdio.value,
+        "slice": values.get("Slice", ""),
+        "environment": "\n".join(shell_quote(f"{n}={v}") for n, v in plan.environment),
+        "properties": "\n".join(shell_quote(a.text) for a in plan.assignments),
     }

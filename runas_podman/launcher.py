@@ -95,12 +95,20 @@ class FdRelay:
 
     def _open(self, open_file: OpenFile) -> int | None:
         from .privileges import open_as
+        from .safepath import NotTrusted, open_trusted
 
         flags = open_file.open_flags
         try:
             if self.plan.manager is Manager.USER:
-                return open_as(self.plan.user, open_file.path, flags)
-            return os.open(open_file.path, flags)
+                # As the user, who may open what it likes; O_NONBLOCK: a FIFO never blocks.
+                fd = open_as(self.plan.user, open_file.path, flags | os.O_NONBLOCK)
+                os.set_blocking(fd, True)
+                return fd
+            return open_trusted(open_file.path, flags, {0, os.geteuid()})
+        except NotTrusted as error:
+            raise RunasError(
+                f"--open-file {open_file.path}: {error}, so root might open another file"
+            ) from None
         except OSError as error:
             if "graceful" in open_file.flags:
                 return None

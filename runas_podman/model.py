@@ -16,6 +16,11 @@ from .errors import UsageError, is_utf8, shown
 # systemd's own fixed search path for units (its default PATH), so the caller's
 # $PATH never decides which binary runs in the unit.
 UNIT_SEARCH_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# The unit types systemd knows (unit_name_is_valid: a name ends in one of them).
+UNIT_TYPES = (
+    "service", "socket", "target", "device", "mount", "automount", "swap", "timer", "path",
+    "slice", "scope",
+)  # fmt: skip
 # dbus-daemon's default max_message_unix_fds (kept by Debian's system bus).
 MAX_FDS_PER_MESSAGE = 16
 # systemd versions that brought a feature (feature detection reads the manager's Version).
@@ -37,6 +42,17 @@ class Manager(enum.Enum):
 
     SYSTEM = "system"  # PID 1, with User=
     USER = "user"  # the target user's own systemd --user
+
+
+ALL_THROUGH = (True, True, True)
+
+
+def through_pty(forced: bool, ttys: tuple[bool, bool, bool]) -> tuple[bool, bool, bool]:
+    """Which of stdin, stdout, stderr go through a pty session's pty: all with --pty,
+    else those that are terminals (the others reach the command as they are, as
+    systemd-run's --pty passes them), so no terminal of the caller's is ever handed to
+    a command running as someone else."""
+    return ALL_THROUGH if forced else ttys
 
 
 class Stdio(enum.Enum):
@@ -175,6 +191,19 @@ class LaunchPlan:
                     f"{what} {shown(text)} is not valid UTF-8: D-Bus strings are UTF-8 "
                     "(hand such bytes over in a file or an fd instead)"
                 )
+        # The unit-file gate (gate.py): what systemd writes unescaped has no controls.
+        from .gate import check_property, check_text
+
+        check_text("the user name", self.user.name)
+        check_text("the unit name", self.unit)
+        check_text("the description", self.description)
+        for assignment in self.assignments:
+            for prop in assignment.properties:
+                check_property(prop.name, prop.signature, prop.value)
+        for open_file in self.open_files:
+            check_text("--open-file", f"{open_file.path}:{open_file.name}")
+        for passed in self.pass_fds:
+            check_text("--pass-fd name", passed.name)
 
     @property
     def fd_names(self) -> tuple[str, ...]:

@@ -53,6 +53,7 @@ from .native_plan import (
     service_environment,
     working_directory,
 )
+from .safepath import NotTrusted, open_trusted
 from .signals import TERMINATING_SIGNALS
 
 if TYPE_CHECKING:
@@ -232,7 +233,8 @@ def prepare_runtime_dir(user: ServiceUser) -> None:
 
 def open_fds(plan: LaunchPlan) -> tuple[list[int], list[str]]:
     """The fds the command gets from 3 on, and their names: --pass-fd first, then
-    --open-file (systemd's order), each a new fd of this process."""
+    --open-file (systemd's order), each a new fd of this process; the paths opened by
+    the walk that checks them (safepath.open_trusted), never looked up twice."""
     fds: list[int] = []
     names: list[str] = []
     try:
@@ -241,7 +243,11 @@ def open_fds(plan: LaunchPlan) -> tuple[list[int], list[str]]:
             names.append(passed.name)
         for open_file in plan.open_files:
             try:
-                fds.append(os.open(open_file.path, open_file.open_flags))
+                fds.append(open_trusted(open_file.path, open_file.open_flags, {0, os.geteuid()}))
+            except NotTrusted as error:
+                raise RunasError(
+                    f"--open-file {open_file.path}: {error}, so root might open another file"
+                ) from None
             except OSError as error:
                 if "graceful" in open_file.flags:
                     continue
@@ -372,6 +378,7 @@ class Client:
     watch: Callable[[], asyncio.Future[int]] | None = None
     on_started: Callable[[], None] | None = None
     ruser: str = "root"
+    through: tuple[bool, bool, bool] = (True, True, True)  # stdio through the local pty
 
 
 def run_native(plan: LaunchPlan, client: Client | None = None) -> int:
@@ -397,11 +404,12 @@ def run_native(plan: LaunchPlan, client: Client | None = None) -> int:
         if pty and not client.remote:
             from .ptyfwd import PtyForwarder
 
-            forwarder = PtyForwarder(client.tint, client.title)
-            stdio: tuple[int, int, int] = (forwarder.peer,) * 3
+            forwarder = PtyForwarder(client.tint, client.title, client.through)
+            stdio: tuple[int, int, int] = forwarder.unit_stdio()
         else:
             stdio = client.stdio
-        tty = os.ttyname(stdio[0]) if pty and os.isatty(stdio[0]) else None
+        ttys = [fd for fd in stdio if os.isatty(fd)] if pty else []
+        tty = os.ttyname(ttys[0]) if ttys else None
         environ = service_environment(plan, spec, user)
         caller_umask = os.umask(spec.umask if spec.umask is not None else 0o022)
         try:
@@ -543,7 +551,8 @@ def elevate_native(
     """`runas` without systemd: root runs the plan here; anyone else through a broker
     that listens (`runas-podman broker --listen`), or gets one line."""
     if os.geteuid() == 0:
-        client = Client(tint=terminal.tint, title=terminal.title, ruser=caller.name)
+        client = Client(tint=terminal.tint, title=terminal.title, ruser=caller.name,
+                        through=terminal.through)  # fmt: skip
         return run_native(plan, client)
     from . import broker
 

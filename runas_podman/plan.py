@@ -14,8 +14,8 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 
-from .errors import UsageError, is_utf8, shown
-from .model import Assignment, LaunchPlan, Manager, OpenFile, PassFd, ServiceUser
+from .errors import UsageError, is_utf8, shell_join, shown, truncated
+from .model import UNIT_TYPES, Assignment, LaunchPlan, Manager, OpenFile, PassFd, ServiceUser
 from .podman_args import foreground_run
 
 UNIT_NAME_PREFIX = "runas-podman-"
@@ -45,6 +45,19 @@ def service_unit_name(
             "(letters, digits and :-_.\\@ only, not starting with '-', at most 255 characters)"
         )
     return name
+
+
+def slice_unit_name(text: str) -> str:
+    """--slice as systemd-run takes it: NAME.slice as is, a bare NAME as NAME.slice; the
+    name of another kind of unit is refused, as systemd-run refuses it ("is not a
+    slice"), rather than turned into foo.service.slice."""
+    _stem, dot, suffix = text.rpartition(".")
+    if dot and suffix in UNIT_TYPES and suffix != "slice":
+        raise UsageError(
+            f"--slice {shown(text)} is not a slice (it names a .{suffix} unit): give NAME "
+            "or NAME.slice"
+        )
+    return text if text.endswith(".slice") else f"{text}.slice"
 
 
 # --- secret fds ---------------------------------------------------------------
@@ -190,7 +203,13 @@ def parse_setenv(items: Sequence[str], caller_env: dict[str, str]) -> tuple[tupl
                 raise UsageError(f"--setenv {name}: the variable is not set in your environment")
             value = caller_env[name]
         result.append((name, value))
-    return tuple(result)
+    return last_wins(result)
+
+
+def last_wins(environment: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """One entry per name, the last given (as systemd-run merges repeated -E): systemd
+    refuses an Environment= block that names a variable twice."""
+    return tuple(dict(environment).items())  # a later value, in the name's first place
 
 
 def parse_assignments(texts: Sequence[str]) -> tuple[Assignment, ...]:
@@ -198,7 +217,7 @@ def parse_assignments(texts: Sequence[str]) -> tuple[Assignment, ...]:
     for assignment in assignments:
         if assignment.name in IDENTITY_PROPERTIES:
             raise UsageError(
-                f"-p {assignment.text}: the unit's identity comes from -u USER, not -p"
+                f"-p {assignment.text}: the unit's identity comes from -u USER and -g GROUP, not -p"
             )
     return assignments
 
@@ -214,16 +233,24 @@ def build_service_plan(
     description: str | None = None,
     open_files: Sequence[OpenFile] = (),
     pass_fds: Sequence[PassFd] = (),
+    group: str | None = None,
 ) -> LaunchPlan:
-    """The plan that runs `argv` (argv[0] absolute) as `user` on the chosen manager."""
+    """The plan that runs `argv` (argv[0] absolute) as `user` on the chosen manager, with
+    the user's primary group or `group` (-g, the system manager only)."""
     if not argv or not argv[0].startswith("/"):
         raise ValueError("argv[0] must be an absolute path")
     fixed: list[Assignment] = []
+    if group is not None and manager is not Manager.SYSTEM:
+        raise UsageError(
+            f"-g/--group needs the system manager: {user.name}'s own manager runs "
+            "everything with its own groups (drop -g, or use --via system)"
+        )
     if manager is Manager.SYSTEM:
         manager_unit = user.user_manager_unit
+        group = group or user.group
         fixed += [
             Assignment.typed(f"User={user.name}", "s", user.name),
-            Assignment.typed(f"Group={user.group}", "s", user.group),
+            Assignment.typed(f"Group={group}", "s", group),
             Assignment.typed(f"Requires={manager_unit}", "as", [manager_unit]),
             Assignment.typed(f"After={manager_unit}", "as", [manager_unit]),
         ]
@@ -234,9 +261,9 @@ def build_service_plan(
         manager=manager,
         user=user,
         argv=tuple(argv),
-        description=description or f"runas-podman: {shlex.join(argv)}"[:200],
+        description=description or truncated(f"runas-podman: {shell_join(argv)}", 200),
         assignments=(*fixed, *assignments),
-        environment=(*env, *environment),
+        environment=last_wins([*env, *environment]),
         open_files=tuple(open_files),
         pass_fds=tuple(pass_fds),
     )

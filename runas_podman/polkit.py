@@ -8,6 +8,7 @@ revoke those of the session it is in, and nobody else's).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -70,6 +71,15 @@ class Authorization:
     retained: bool  # a challenge whose success polkit keeps (auth_self_keep, auth_admin_keep)
 
 
+def from_kept_authorization(answer: Authorization) -> bool:
+    """Whether polkit answered from a temporary authorization it keeps for the subject
+    process (and the action, whatever the details), not from its rules now: it names
+    that authorization's id without having run a challenge for this check, whose
+    success alone carries polkit.retains_authorization_after_challenge (polkit 122-127:
+    check_authorization_sync, check_authorization_challenge_cb)."""
+    return answer.authorized and answer.temporary_id is not None and not answer.retained
+
+
 @dataclass(frozen=True)
 class TemporaryAuthorization:
     id: str
@@ -93,14 +103,31 @@ def process_start_time(pid: int) -> int:
         raise RunasError(f"process {pid} is gone: it cannot be authorized") from None
 
 
+SESSION_SCOPE = re.compile(r"session-([A-Za-z0-9]+)\.scope")
+
+
 def session_of(pid: int | str) -> str | None:
-    """The logind session PID is in (its session-ID.scope), as polkit and logind see it."""
+    """The logind session PID is in, as logind finds it: the first unit of its cgroup
+    path after the slices must be session-ID.scope. (A user may make a scope of that
+    name deeper down, inside its own user@UID.service: that is no session.)"""
     try:
         with open(f"/proc/{pid}/cgroup") as cgroup:
-            text = cgroup.read()
+            return session_from_cgroup(cgroup.read())
     except OSError:
         return None
-    match = re.search(r"/session-([A-Za-z0-9]+)\.scope(?:/|$)", text, re.MULTILINE)
+
+
+def session_from_cgroup(text: str) -> str | None:
+    """session_of's reading of a /proc/PID/cgroup text (v2, or the systemd v1 line)."""
+    paths: dict[str, str] = {}
+    for line in text.splitlines():
+        _id, controllers, path = line.split(":", 2)
+        paths.setdefault(controllers, path)
+    # cgroup2's line first: a container on a host with v1 hierarchies also shows a stale
+    # name=systemd line ("/"), and a hybrid host keeps both in step.
+    path = next((p for p in (paths.get(""), paths.get("name=systemd")) if p and p != "/"), "")
+    unit = next((part for part in path.split("/") if part and not part.endswith(".slice")), "")
+    match = SESSION_SCOPE.fullmatch(unit)
     return match.group(1) if match else None
 
 
@@ -114,13 +141,24 @@ async def connect() -> MessageBus:
         raise RunasError(f"cannot reach the system bus for polkit: {error.strerror}") from None
 
 
-async def _call(bus: MessageBus, member: str, signature: str, body: list[object]) -> list[object]:
+CALL_TIMEOUT = 25.0  # a call that asks nobody (as SystemdBus.call's, D-Bus's default)
+
+
+async def _call(
+    bus: MessageBus, member: str, signature: str, body: list[object],
+    timeout: float = CALL_TIMEOUT,
+) -> list[object]:  # fmt: skip
+    import asyncio
+
     from dbus_next import Message, MessageType
 
-    reply = await bus.call(
-        Message(destination=AUTHORITY, path=AUTHORITY_PATH, interface=AUTHORITY_INTERFACE,
-                member=member, signature=signature, body=body)
-    )  # fmt: skip
+    message = Message(destination=AUTHORITY, path=AUTHORITY_PATH,
+                      interface=AUTHORITY_INTERFACE, member=member, signature=signature,
+                      body=body)  # fmt: skip
+    try:
+        reply = await asyncio.wait_for(bus.call(message), timeout)
+    except TimeoutError:
+        raise RunasError(f"polkit did not answer {member} within {timeout:.0f} s") from None
     assert reply is not None
     if reply.message_type is MessageType.ERROR:
         text = reply.body[0] if reply.body else reply.error_name
@@ -134,12 +172,21 @@ async def check_authorization(
     action: str,
     details: Mapping[str, str],
     interactive: bool,
+    timeout: float = CALL_TIMEOUT,
 ) -> Authorization:
+    """polkit's answer, within TIMEOUT (an interactive check waits for a person); on
+    timeout the check is cancelled, so its agent stops asking."""
     flags = ALLOW_USER_INTERACTION if interactive else 0
-    (result,) = await _call(
-        bus, "CheckAuthorization", f"{SUBJECT}sa{{ss}}us",
-        [subject.marshal(), action, dict(details), flags, ""],
-    )  # fmt: skip
+    cancellation = f"runas-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        (result,) = await _call(
+            bus, "CheckAuthorization", f"{SUBJECT}sa{{ss}}us",
+            [subject.marshal(), action, dict(details), flags, cancellation], timeout,
+        )  # fmt: skip
+    except RunasError:
+        with contextlib.suppress(RunasError):
+            await _call(bus, "CancelCheckAuthorization", "s", [cancellation])
+        raise
     assert isinstance(result, list) and len(result) == 3  # (bba{ss})
     authorized, challenge, result_details = result[0], result[1], result[2]
     assert isinstance(result_details, dict)

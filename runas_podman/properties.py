@@ -9,10 +9,10 @@ unit test renders every plan both ways and holds them equal, property by propert
 
 from __future__ import annotations
 
-import shlex
 from typing import NamedTuple
 
-from .errors import UsageError
+from .errors import UsageError, shell_join
+from .gate import check_unit
 from .model import OPEN_FILE_SINCE, LaunchPlan, Manager, Stdio, UnitProperty
 
 LIFELINE_SUFFIX = "-lifeline.service"
@@ -151,11 +151,13 @@ def start_call(plan: LaunchPlan, session: Session) -> StartCall:
     """The whole StartTransientUnit call: the service, and its lifeline in the same call
     (one polkit authorization for both)."""
     service = TransientUnit(plan.unit, tuple(service_properties(plan, session)))
+    check_unit(*service)  # the gate, again: what the session added (TTYPath=) included
     if session.lifeline_fd is None:
         return StartCall(service)
     lifeline = TransientUnit(
         lifeline_unit_name(plan.unit), tuple(lifeline_properties(plan, session))
     )
+    check_unit(*lifeline)
     return StartCall(service, (lifeline,))
 
 
@@ -198,7 +200,7 @@ def systemd_run_command(plan: LaunchPlan, version: int | None = None) -> str:
             f"(OpenFile= needs {OPEN_FILE_SINCE}); runas-podman itself passes the files "
             "through its fd relay: run it without --dry-run"
         )
-    command = shlex.join(systemd_run_argv(plan, version))
+    command = shell_join(systemd_run_argv(plan, version))
     if plan.pass_fds:
         # ExtraFileDescriptors cannot be given to systemd-run: say so where it shows.
         passed = " ".join(f"{p.fd}:{p.name}" for p in plan.pass_fds)

@@ -18,6 +18,8 @@ import threading
 import tty
 from typing import Any
 
+from .model import ALL_THROUGH
+
 ESC = b"\x1b"
 SGR_RESETS_BACKGROUND = {b"", b"0", b"00", b"49"}
 MAX_SEQUENCE = 192  # as run0: longer control sequences pass through untouched
@@ -128,19 +130,34 @@ class ContextFilter:
 
 
 class PtyForwarder:
-    """Shovels bytes between the caller's terminal (fds 0 and 1) and a fresh pty."""
+    """Shovels bytes between the caller's terminal and a fresh pty whose peer the command
+    gets in place of the stdio fds `through` names: input from fd 0 (if through), output
+    to fd 1, else 2, else the terminal on fd 0 (echo)."""
 
-    def __init__(self, tint: str | None, title: str | None) -> None:
+    def __init__(
+        self, tint: str | None, title: str | None, through: tuple[bool, bool, bool] = ALL_THROUGH
+    ) -> None:
         self.master, self.peer = os.openpty()
         self.path = os.ttyname(self.peer)
         os.set_blocking(self.master, False)
+        self.through = through
+        self.input = through[0]
+        self.out = 1 if through[1] else 2 if through[2] else 0
         self.tinter = Tinter(tint) if tint else None
-        self.context = None if os.isatty(1) else ContextFilter()
+        self.context = None if os.isatty(self.out) else ContextFilter()
         self.title = title
         self.saved: list[Any] | None = None
         self.to_master = bytearray()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = False
+
+    def unit_stdio(self) -> tuple[int, int, int]:
+        """The command's stdin, stdout, stderr: the pty's peer, or the caller's own fd."""
+        return (
+            self.peer if self.through[0] else 0,
+            self.peer if self.through[1] else 1,
+            self.peer if self.through[2] else 2,
+        )
 
     def close_peer(self) -> None:
         if self.peer >= 0:
@@ -150,7 +167,7 @@ class PtyForwarder:
     def start(self) -> None:
         """Raw mode, size, tint/title; then forward until stop()."""
         self.loop = asyncio.get_running_loop()
-        if os.isatty(0):
+        if self.input and os.isatty(0):
             self.saved = termios.tcgetattr(0)
             tty.setraw(0, termios.TCSANOW)
         self.sync_size()
@@ -162,10 +179,11 @@ class PtyForwarder:
             head += self.tinter.start()
         if head:
             self._write_out(head)
-        try:
-            self.loop.add_reader(0, self._on_input)
-        except PermissionError:  # a regular file or /dev/null: epoll cannot watch it
-            self._read_input_in_thread()
+        if self.input:
+            try:
+                self.loop.add_reader(0, self._on_input)
+            except PermissionError:  # a regular file or /dev/null: epoll cannot watch it
+                self._read_input_in_thread()
         self.loop.add_reader(self.master, self._on_output)
         self.started = True
 
@@ -194,7 +212,7 @@ class PtyForwarder:
 
     def sync_size(self) -> None:
         with contextlib.suppress(OSError):
-            size = fcntl.ioctl(1, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+            size = fcntl.ioctl(self.out, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
 
     def _on_input(self) -> None:
@@ -242,12 +260,11 @@ class PtyForwarder:
                 data = self.context.feed(data)
             self._write_out(self.tinter.feed(data) if self.tinter else data)
 
-    @staticmethod
-    def _write_out(data: bytes) -> None:
+    def _write_out(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             try:
-                written = os.write(1, view)
+                written = os.write(self.out, view)
             except BlockingIOError:
                 continue
             view = view[written:]
@@ -257,8 +274,9 @@ class PtyForwarder:
         if self.master < 0:
             return  # stopped already
         if self.loop is not None and not self.loop.is_closed():
+            if self.input:
+                self.loop.remove_reader(0)
             for remove in (self.loop.remove_reader, self.loop.remove_writer):
-                remove(0)
                 remove(self.master)
             self.loop.remove_signal_handler(signal.SIGWINCH)
         if self.started:

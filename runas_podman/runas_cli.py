@@ -213,7 +213,7 @@ def runas(
     if asked:
         action = {"-k": "reset", "-K": "remove", "-v": "validate"}[asked[0]]
         return cached_authorization(action, request, route)
-    return elevate(request, ttys, dry_run, route)
+    return elevate(request, ttys, dry_run, route, forced_pty=pty and not pipe)
 
 
 @dataclass(frozen=True)
@@ -355,6 +355,7 @@ def elevate(
     ttys: tuple[bool, bool, bool],
     dry_run: bool,
     route: Route,
+    forced_pty: bool = False,
 ) -> int:
     """Plan the request here (so every usage error is found before anything starts),
     then run it: directly through systemd (root, polkit) or through the root broker."""
@@ -388,9 +389,10 @@ def elevate(
     tint, title = decorations(
         ttys[1], caller.environ, request.background, hue, plan.argv, caller.hostname
     )
+    from .model import through_pty
     from .session import Terminal
 
-    terminal = Terminal(tint, title)
+    terminal = Terminal(tint, title, through_pty(forced_pty, ttys))
     if _native_backend(route.backend):
         from .native import elevate_native
 

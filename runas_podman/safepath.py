@@ -11,9 +11,11 @@ and no directory is writable by anyone else.
 
 Why systemd opening the path again afterwards is not a race: once every component is
 root's or the caller's and no one else may write to a directory on the way, no one else
-can change what the path resolves to. The only exception is a sticky directory (/tmp):
-others may create entries there but cannot rename or remove one they do not own, so it
-passes when the entry in it belongs to root or the caller.
+can change what the path resolves to. A sticky directory (/tmp) lets others create
+entries but not rename or remove one they do not own, so it passes when the entry in it
+belongs to root or the caller; a missing entry passes only where no one else could
+create it. Where runas-podman opens the file itself (the fd relay, the native backend),
+open_trusted opens it by that same walk, so no path is looked up twice.
 """
 
 from __future__ import annotations
@@ -48,14 +50,48 @@ def _owner(st: os.stat_result) -> str:
 def find_untrusted(path: str, trusted_uids: Collection[int]) -> Untrusted | None:
     """The first component of absolute `path` that someone outside `trusted_uids` controls.
 
-    A component that does not exist ends the walk with None: everything before it is
-    trusted, so only a trusted user could create it later.
+    A component that does not exist is as safe as the directory that would hold it:
+    fine where only trusted users may create it, untrusted where others may (a
+    world-writable /tmp, sticky or not: `test` creates /tmp/appcfg the moment a unit
+    appears, with db.conf -> /etc/shadow in it).
     """
+    untrusted, fd = _walk(path, trusted_uids, None)
+    assert fd is None
+    return untrusted
+
+
+class NotTrusted(Exception):
+    """open_trusted refused the path: someone the caller does not trust controls it."""
+
+    def __init__(self, untrusted: Untrusted) -> None:
+        super().__init__(f"{untrusted.component} {untrusted.problem}")
+        self.untrusted = untrusted
+
+
+def open_trusted(path: str, flags: int, trusted_uids: Collection[int]) -> int:
+    """PATH opened by the walk that checks it (no path is looked up twice): each
+    directory relative to the one before, the file itself with O_NOFOLLOW and O_NONBLOCK
+    (a FIFO planted there never blocks root; the flag is cleared afterwards), and only
+    if it is the very file the walk checked. NotTrusted, or the OSError of the open
+    (ENOENT for a missing file)."""
+    untrusted, fd = _walk(path, trusted_uids, flags)
+    if untrusted is not None:
+        raise NotTrusted(untrusted)
+    if fd is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    return fd
+
+
+def _walk(path: str, trusted_uids: Collection[int], open_flags: int | None) -> tuple[
+    Untrusted | None, int | None
+]:  # fmt: skip
+    """find_untrusted's walk; with OPEN_FLAGS, the last component opened (see open_trusted)."""
     if not path.startswith("/"):
         raise ValueError("the path must be absolute")
     pending = [part for part in path.split("/") if part]
     shown = ""  # the path resolved so far, for messages
     links = 0
+    untrusted_devices = fuse_devices()
     directory = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         parent = os.fstat(directory)
@@ -63,30 +99,41 @@ def find_untrusted(path: str, trusted_uids: Collection[int]) -> Untrusted | None
             name = pending.pop(0)
             if name == ".":
                 continue
+            writable_by_others = parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
             try:
                 fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
             except OSError as error:
+                if error.errno == errno.ENOENT and writable_by_others:
+                    return Untrusted(
+                        f"{shown}/{name}",
+                        f"does not exist, and {shown or '/'} is writable by others, who "
+                        "could create it",
+                    ), None
                 if error.errno in (errno.ENOENT, errno.ENOTDIR):
-                    return None
-                return Untrusted(f"{shown}/{name}", f"cannot be examined ({error.strerror})")
+                    return None, None
+                return Untrusted(f"{shown}/{name}", f"cannot be examined ({error.strerror})"), None
             st = os.fstat(fd)
             here = os.path.normpath(f"{shown}/{name}") if name == ".." else f"{shown}/{name}"
-            writable_by_others = parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            if st.st_dev in untrusted_devices:
+                os.close(fd)
+                return Untrusted(
+                    here, "is on a FUSE file system, whose mounter reports any owner it likes"
+                ), None
             sticky = parent.st_mode & stat.S_ISVTX
             if writable_by_others and not (sticky and st.st_uid in trusted_uids):
                 os.close(fd)
                 return Untrusted(
                     shown or "/", "is writable by others, who could replace what is in it"
-                )
+                ), None
             if st.st_uid not in trusted_uids:
                 os.close(fd)
                 what = "a symlink owned by" if stat.S_ISLNK(st.st_mode) else "owned by"
-                return Untrusted(here, f"is {what} {_owner(st)}")
+                return Untrusted(here, f"is {what} {_owner(st)}"), None
             if stat.S_ISLNK(st.st_mode):
                 os.close(fd)
                 links += 1
                 if links > MAX_SYMLINKS:
-                    return Untrusted(here, f"leads through more than {MAX_SYMLINKS} symlinks")
+                    return Untrusted(here, f"leads through more than {MAX_SYMLINKS} symlinks"), None
                 target = os.readlink(name, dir_fd=directory)
                 pending[:0] = [part for part in target.split("/") if part]
                 if target.startswith("/"):
@@ -95,12 +142,47 @@ def find_untrusted(path: str, trusted_uids: Collection[int]) -> Untrusted | None
                     parent = os.fstat(directory)
                     shown = ""
                 continue
+            if not pending and open_flags is not None:
+                os.close(fd)
+                return None, _open_last(directory, name, open_flags, st)
             os.close(directory)
             directory, parent, shown = fd, st, here
-        return None
+        return None, None
     finally:
         with contextlib.suppress(OSError):
             os.close(directory)
+
+
+def fuse_devices(mountinfo: str = "/proc/self/mountinfo") -> frozenset[int]:
+    """The device numbers of FUSE mounts: their owners are whatever the process serving
+    them says (a user's FUSE mount with allow_other can show root's files and links)."""
+    devices = set()
+    try:
+        with open(mountinfo) as file:
+            for line in file:
+                fields = line.split()
+                if "-" not in fields:
+                    continue
+                fstype = fields[fields.index("-") + 1]
+                if fstype == "fuse" or fstype.startswith(("fuse.", "fuseblk")):
+                    major, _, minor = fields[2].partition(":")
+                    devices.add(os.makedev(int(major), int(minor)))
+    except (OSError, ValueError):
+        pass
+    return frozenset(devices)
+
+
+def _open_last(directory: int, name: str, flags: int, checked: os.stat_result) -> int:
+    """NAME in DIRECTORY opened with FLAGS, if it is still the file CHECKED."""
+    fd = os.open(
+        name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=directory
+    )
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (checked.st_dev, checked.st_ino):
+        os.close(fd)
+        raise OSError(errno.ESTALE, "the file was replaced while it was checked")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def check_open_file_for_root(path: str, caller_uid: int) -> str | None:

@@ -15,10 +15,12 @@ from .systemd_bus import SystemdBus, connected
 
 
 class Terminal(NamedTuple):
-    """How a pty session looks on the caller's terminal (elevate.decorations)."""
+    """How a pty session looks on the caller's terminal (elevate.decorations), and which
+    of the caller's stdio go through the pty (ptyfwd.through_pty)."""
 
     tint: str | None = None
     title: str | None = None
+    through: tuple[bool, bool, bool] = (True, True, True)
 
 
 class Report(NamedTuple):
@@ -86,7 +88,7 @@ async def _session(
         if plan.stdio is Stdio.PTY:
             from .ptyfwd import PtyForwarder
 
-            forwarder = PtyForwarder(terminal.tint, terminal.title)
+            forwarder = PtyForwarder(terminal.tint, terminal.title, terminal.through)
 
         def started() -> None:
             close_agent(agent)  # authorization is over: the terminal is ours again
@@ -101,7 +103,7 @@ async def _session(
                     json=report.json, summary=report.summary,
                 )  # fmt: skip
             return await run_plan(
-                plan, bus, stdio_fds=(forwarder.peer,) * 3, tty_path=forwarder.path,
+                plan, bus, stdio_fds=forwarder.unit_stdio(), tty_path=forwarder.path,
                 interactive=interactive, on_started=started, json=report.json,
                 summary=report.summary,
             )  # fmt: skip

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import UsageError
+from .model import UNIT_TYPES
 from .model import UnitProperty as UnitProperty  # with the other frozen types (model.py)
 
 UINT64_MAX = 2**64 - 1
@@ -523,17 +524,13 @@ def _percentage_or_none(text: str) -> int | None:
 # --- names and paths the manager checks -------------------------------------------------
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_UNIT_TYPES = (
-    "service", "socket", "target", "device", "mount", "automount", "swap", "timer", "path",
-    "slice", "scope",
-)  # fmt: skip
 _UNIT_NAME_CHARS = frozenset(_DIGITS + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ:-_.\\")
 
 
 def unit_name_is_valid(name: str) -> bool:
     """unit_name_is_valid(UNIT_NAME_PLAIN|UNIT_NAME_INSTANCE): 'a.service', 'b@1.service'."""
     prefix, dot, suffix = name.rpartition(".")
-    if not dot or not prefix or suffix not in _UNIT_TYPES or len(name) >= 256:
+    if not dot or not prefix or suffix not in UNIT_TYPES or len(name) >= 256:
         return False
     head, at, instance = prefix.partition("@")
     if not head or any(c not in _UNIT_NAME_CHARS for c in head + instance.replace("@", "")):

@@ -5,6 +5,7 @@ broker's own wheel+PAM cache."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -209,8 +210,11 @@ def test_polkit_keep_k_and_K_through_the_broker(alice: Testbed, alice_shell: Ali
     runas = "runas --via-broker"
     screen = alice_shell.run(f"{runas} id -un", password=PASSWORD)
     assert "root" in screen and alice_shell.status() == 0
-    screen = alice_shell.run(f"{runas} -u test id -un")  # within the time: nobody asks
-    assert "Password:" not in screen and "test" in screen and alice_shell.status() == 0
+    screen = alice_shell.run(f"{runas} id -un")  # the same command, in time: nobody asks
+    assert "Password:" not in screen and "root" in screen and alice_shell.status() == 0
+    # Another command is another authorization (the broker keeps the exact details).
+    screen = alice_shell.run(f"{runas} -u test id -un", password=PASSWORD)
+    assert "test" in screen and alice_shell.status() == 0
     screen = alice_shell.run(f"{runas} -k id -un", password=PASSWORD)  # forget, then asks
     assert "root" in screen and alice_shell.status() == 0
     screen = alice_shell.run(f"{runas} id -un")
@@ -239,7 +243,10 @@ def test_polkit_validate_starts_no_unit(alice: Testbed, alice_shell: AliceShell)
     assert "Authentication is required to run 'runas -v' as root" in screen
     assert alice_shell.status() == 0
     assert started_units(alice, since) == []
-    screen = alice_shell.run("runas --via-broker id -un")  # -v's authorization holds
+    # What the broker keeps is for one exact command: -v's authentication carries none.
+    screen = alice_shell.run("runas --via-broker id -un", password=PASSWORD)
+    assert "root" in screen and alice_shell.status() == 0
+    screen = alice_shell.run("runas --via-broker id -un")  # this command is kept now
     assert "Password:" not in screen and "root" in screen and alice_shell.status() == 0
     screen = alice_shell.run("runas -v id -un")
     assert "runas: -v runs nothing" in screen and alice_shell.status() == 1
@@ -262,10 +269,14 @@ def pam_cache(tb: Testbed, text: str) -> None:
     tb.check(["sh", "-c", f"cat > {BROKER_CONFIG}"], input=text)
 
 
+TERMINAL_SEQUENCE = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x1b\a]*(\x1b\\|\a))")
+
+
 def in_alice_session(tb: Testbed, script: str) -> str:
-    """SCRIPT as alice in a logind session with a terminal (an outer runas --pty)."""
+    """SCRIPT as alice in a logind session with a terminal (an outer runas --pty); its
+    output without the tint and titles of the inner runas' own ptys (stdout is a tty)."""
     result = tb.run(["runas", "--pty", "--background=", "-u", "alice", "sh", "-c", script])
-    return result.stdout.replace("\r\n", "\n")
+    return re.sub(r"[\r\n]+", "\n", TERMINAL_SEQUENCE.sub("", result.stdout))
 
 
 def test_broker_cache_is_off_by_default(alice: Testbed) -> None:

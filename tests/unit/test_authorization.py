@@ -13,7 +13,9 @@ from runas_podman.authcache import (
     is_fresh,
     parse_settings,
 )
+from runas_podman.broker import details_digest
 from runas_podman.elevate import (
+    DETAIL_KEYS,
     Authentication,
     BrokerAction,
     BrokerRequest,
@@ -38,11 +40,47 @@ def details(target=ROOT, **options: object) -> dict[str, str]:  # type: ignore[n
 
 
 def test_details_of_a_plain_request_name_the_command_and_nothing_else() -> None:
-    assert details(command=("/usr/bin/systemctl", "restart", "nginx.service")) == {
+    result = details(command=("/usr/bin/systemctl", "restart", "nginx.service"))
+    assert {key: result[key] for key in list(result)[:6]} == {
         "program": "/usr/bin/systemctl",
         "command_line": "/usr/bin/systemctl restart nginx.service",
         "user": "root", "group": "root", "cwd": "/srv/work", "extras": "",
     }  # fmt: skip
+    assert tuple(result) == DETAIL_KEYS
+    assert (result["unit"], result["stdio"], result["slice"]) == (
+        "runas-x.service", "pipe", "user.slice"
+    )  # fmt: skip
+    assert result["description"] == "[runas] /usr/bin/systemctl restart nginx.service"
+    assert "SUDO_USER=alice" in result["environment"].splitlines()
+    assert "User=root" in result["properties"].splitlines()
+
+
+def test_the_policy_file_documents_exactly_the_details_sent() -> None:
+    """Finding 7 of the audit: the comment named keys the broker never sent, and a rule
+    written from it allowed -p ExecStartPre=... as root."""
+    from importlib.resources import files
+
+    text = (files("runas_podman") / "data/polkit/org.runas_podman.policy").read_text()
+    comment = text[text.index("<!--") : text.index("-->")]
+    documented = set()
+    for line in comment.splitlines():  # "    key, key      what": the first column
+        if line.startswith("    ") and not line.startswith("     "):
+            documented.update(line[4:18].strip().split(", "))
+    assert documented == set(DETAIL_KEYS), documented ^ set(DETAIL_KEYS)
+    assert "<allow_active>auth_admin</allow_active>" in text  # nothing kept by polkit
+
+
+def test_hostile_text_in_details_is_shown_escaped() -> None:
+    """Finding 5: a command line that rewrites the prompt on the admin's terminal."""
+    hostile = "chmod 4755 /tmp/rootbash #\r\x1b[2KAuthentication is required to run\x1b[8m"
+    result = details(command=("/bin/sh", "-c", hostile), setenv=("A=x\ny",))
+    assert not any(c in value for value in result.values() for c in "\r\x1b")
+    assert result["command_line"] == (
+        "/bin/sh -c $'chmod 4755 /tmp/rootbash #\\r\\e[2KAuthentication is required to run\\e[8m'"
+    )
+    assert "Environment=$'A=x\\ny'" in result["extras"].splitlines()
+    bidi = details(command=("/bin/echo", "\u202eevil"))["command_line"]
+    assert bidi == "/bin/echo $'\\u202eevil'"
 
 
 def test_details_quote_arguments_and_follow_the_plan() -> None:
@@ -71,7 +109,8 @@ def test_broker_request_round_trip_and_refusals() -> None:
     )  # fmt: skip
     assert BrokerRequest.from_message(request.to_message()) == request
     for change, line in [
-        ({"version": 1}, "broker request version 1 is not 2"),
+        ({"version": 2}, "broker request version 2 is not 3"),
+        ({"tty_path": "/dev/tty1"}, "unknown field 'tty_path'"),
         ({"authentication": "none"}, "'authentication' must be one of polkit, password"),
         ({"action": "shell"}, "'action' must be one of run, validate, forget"),
         ({"interactive": 0}, "'interactive' must be true or false"),
@@ -103,9 +142,10 @@ def test_an_entry_is_fresh_for_its_time_only_and_never_from_the_future() -> None
 def test_cache_entries_are_bound_and_forgotten(tmp_path) -> None:  # type: ignore[no-untyped-def]
     directory = str(tmp_path / "cache")
     cache = AuthCache(CacheSettings(enabled=True), directory)
-    here = Binding(1001, "c2", 34817)
+    here = Binding(1001, "c2", 34817, "4242:1000")
     cache.remember(here)
     assert cache.valid(here)
+    assert not cache.valid(Binding(1001, "c2", 34817, "4343:2000"))  # the tty, reused
     assert not cache.valid(Binding(1001, "c3", 34817))  # another session
     assert not cache.valid(Binding(1001, "c2", 34818))  # another terminal
     assert not cache.valid(Binding(1002, "c2", 34817))  # another user
@@ -113,3 +153,60 @@ def test_cache_entries_are_bound_and_forgotten(tmp_path) -> None:  # type: ignor
     assert not AuthCache(CacheSettings(enabled=False), directory).valid(here)  # off: never
     assert not AuthCache(CacheSettings(enabled=True), directory, kind="polkit").valid(here)
     assert cache.forget(1001) and not cache.valid(here) and not cache.forget(1001)
+
+
+def test_polkit_entries_are_bound_to_the_exact_details(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    kept = AuthCache(CacheSettings(enabled=True), str(tmp_path), kind="polkit")
+    here = Binding(1001, "c2", 34817)
+    one = details_digest(details(command=("/usr/bin/id", "-un")))
+    other = details_digest(details(command=("/bin/sh", "-c", "id")))
+    kept.remember(here, one)
+    assert kept.valid(here, one)
+    assert not kept.valid(here, other) and not kept.valid(here)
+
+
+def test_answers_from_a_kept_authorization_are_told_apart() -> None:
+    """polkit's three answers that say yes (its sources, 122-127): a rule's, a fresh
+    challenge's (retained), and one from what it kept for the process, which names no
+    command and is never accepted, in the quiet check as in the interactive one."""
+    from runas_podman.polkit import Authorization, from_kept_authorization
+
+    rule_yes = Authorization(True, False, False, None, False)
+    fresh = Authorization(True, False, False, "tmpauthz1", True)
+    kept = Authorization(True, False, False, "tmpauthz1", False)
+    assert not from_kept_authorization(rule_yes) and not from_kept_authorization(fresh)
+    assert from_kept_authorization(kept)
+
+
+def test_a_session_is_the_first_unit_after_the_slices() -> None:
+    """A user can make a scope called session-7.scope inside its own user manager: that
+    is no logind session (audit review)."""
+    from runas_podman.polkit import session_from_cgroup
+
+    assert session_from_cgroup("0::/user.slice/user-1001.slice/session-3.scope\n") == "3"
+    nested = "0::/user.slice/user-1001.slice/user@1001.service/app.slice/session-7.scope\n"
+    assert session_from_cgroup(nested) is None
+    hybrid = "12:pids:/x\n1:name=systemd:/user.slice/user-1001.slice/session-c2.scope\n"
+    assert session_from_cgroup(hybrid) == "c2"
+    # sid's container on a v1 host: a stale name=systemd line first, cgroup2's holds it.
+    stale = "9:name=systemd:/\n1:cpu:/\n0::/user.slice/user-1001.slice/session-c630.scope\n"
+    assert session_from_cgroup(stale) == "c630"
+
+
+def test_extras_name_a_group_and_a_directory_asked_for() -> None:
+    result = details(command=("/usr/bin/id",), group="shadow", chdir="/etc")
+    assert "Group=shadow" in result["extras"].splitlines()
+    assert "WorkingDirectory=/etc" in result["extras"].splitlines()
+    assert result["extras_shown"] == ", with Group=shadow, WorkingDirectory=/etc"
+    assert details(command=("/usr/bin/id",))["extras_shown"] == ""
+
+
+def test_invisible_characters_are_shown_escaped() -> None:
+    from runas_podman.errors import shell_quote, truncated
+
+    for hidden in ("\u200b", "\u2060", "\ufeff", "\u00ad", "\u3164", "\u00a0", "\u202e"):
+        assert shell_quote(f"a{hidden}b").startswith("$'a\\u"), hidden
+    assert shell_quote("héllo wörld") == "'héllo wörld'"  # letters stay letters
+    assert (
+        truncated("x" * 300, 200).endswith("…[truncated]") and len(truncated("x" * 300, 200)) == 200
+    )

@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runas_podman.elevate import (
@@ -46,10 +46,10 @@ def plan_for(target: ServiceUser = TEST, caller: Caller = CALLER, **options: obj
 
 @pytest.mark.parametrize(
     ("pty", "pipe", "ttys", "mode"),
-    [(False, False, (True, True, True), "pty"), (False, False, (True, True, False), "pipe"),
-     (False, False, (False, True, True), "pipe"), (True, False, (False, False, False), "pty"),
+    [(False, False, (True, True, True), "pty"), (False, False, (True, True, False), "pty"),
+     (False, False, (False, True, True), "pty"), (True, False, (False, False, False), "pty"),
      (False, True, (True, True, True), "pipe"), (True, True, (True, True, True), "pty"),
-     (True, True, (True, False, True), "pipe")],
+     (True, True, (True, False, True), "pty"), (False, False, (False, False, False), "pipe")],
 )  # fmt: skip
 def test_stdio_choice_as_run0(pty: bool, pipe: bool, ttys: tuple[bool, ...], mode: str) -> None:
     assert choose_stdio(pty, pipe, *ttys).value == mode
@@ -231,3 +231,51 @@ def test_context_sequences_are_cut_from_captured_output_wherever_chunks_split() 
             out = context.feed(data[:cut]) + context.feed(data[cut:second])
             out += context.feed(data[second:])
             assert out == b"foobar\x1b]0;t\x07"  # other OSC sequences pass
+
+
+CONTROL = st.sampled_from(["\n", "\r", "\x1b", "\x85", "\x7f", "\t", "\x00"])
+HOSTILE = st.builds(lambda a, c, b: a + c + b, st.text(max_size=4), CONTROL, st.text(max_size=4))
+ELEVATE_FIELDS = ("description", "chdir", "setenv", "properties", "shell_prompt_prefix",
+                  "cwd", "command", "preserve_env")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(ELEVATE_FIELDS), value=HOSTILE)
+def test_no_control_character_reaches_what_systemd_writes_raw(field: str, value: str) -> None:
+    """Whatever a request carries, the unit call holds no control character outside the
+    settings systemd escapes itself (Environment=, command lines, byte arrays), or the
+    plan is refused with a usage error (the gate, issue 18)."""
+    from runas_podman.errors import is_control
+    from runas_podman.gate import escaped_by_systemd
+    from runas_podman.properties import Session, start_call
+
+    options: dict[str, object] = {}
+    caller = CALLER
+    if field == "cwd":
+        caller = dataclasses.replace(CALLER, cwd="/srv/" + value)
+    elif field == "setenv":
+        options["setenv"] = ("A=" + value,)
+    elif field == "properties":
+        options["properties"] = ("SyslogIdentifier=" + value,)
+    elif field == "preserve_env":
+        options["preserve_env"] = ("KEEP",)
+        caller = dataclasses.replace(CALLER, environ={**CALLER.environ, "KEEP": value})
+    elif field == "command":
+        options["command"] = ("/bin/echo", value)
+    elif field == "chdir":
+        options["chdir"] = "/srv/" + value
+    else:
+        options[field] = value
+    try:
+        plan = plan_for(ROOT, caller, **options)
+        call = start_call(plan, Session(tty_path="/dev/pts/3"))
+    except UsageError:
+        return
+    for unit in (call.service, *call.aux):
+        for name, signature, prop_value in unit.properties:
+            if escaped_by_systemd(name, signature):
+                continue
+            texts = [prop_value] if isinstance(prop_value, str) else []
+            if isinstance(prop_value, list):
+                texts = [t for t in prop_value if isinstance(t, str)]
+            assert not any(is_control(c) for t in texts for c in t), (name, prop_value)

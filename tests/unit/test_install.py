@@ -287,7 +287,7 @@ def test_the_run_action_ships() -> None:
     (artifact,) = install.polkit_artifacts()
     assert artifact.path == "/usr/share/polkit-1/actions/org.runas_podman.policy"
     assert '<action id="org.runas_podman.run">' in artifact.text
-    assert "$(command_line)" in artifact.text and "auth_admin_keep" in artifact.text
+    assert "$(command_line)" in artifact.text and "auth_admin_keep" not in artifact.text
 
 
 def test_manifest_round_trip_and_damage() -> None:
@@ -487,3 +487,12 @@ def test_empower_note_names_the_version_and_the_fix() -> None:
     for note in (missing_note(False, True), missing_note(True, False)):
         assert note is not None and "\n" not in note
         assert "systemd >= 259" in note and "runas-podman install --empower" in note
+
+
+def test_the_policy_file_is_well_formed_xml() -> None:
+    """polkit ignores a policy file it cannot parse (the action is then 'not registered');
+    '--' inside an XML comment is such a mistake."""
+    from xml.dom import minidom
+
+    (artifact,) = install.polkit_artifacts()
+    minidom.parseString(artifact.text)  # raises ExpatError on a malformed file

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runas_podman.errors import UsageError
+from runas_podman.errors import UsageError, needs_escape
 from runas_podman.lookup import resolve_executable
 from runas_podman.model import (
     Assignment,
@@ -27,11 +28,13 @@ from runas_podman.plan import (
     parse_pass_fd,
     parse_setenv,
     service_unit_name,
+    slice_unit_name,
 )
 from runas_podman.properties import (
     Session,
     lifeline_unit_name,
     service_properties,
+    start_call,
     systemd_run_argv,
     systemd_run_command,
 )
@@ -114,10 +117,29 @@ def test_user_manager_rendering() -> None:
     assert "User" not in names and "Requires" not in names
 
 
-@given(st.lists(st.text(min_size=1, max_size=15), min_size=1, max_size=5))
+def bash_words(line: str) -> list[str]:
+    """The words bash reads in LINE (which may hold $'...' quoting, unlike shlex)."""
+    result = subprocess.run(
+        ["bash", "-c", f'set -- {line}; printf "%s\\0" "$@"'],
+        capture_output=True, env={"LANG": "C.UTF-8"}, check=True,
+    )  # fmt: skip
+    return [word.decode("utf-8", "surrogateescape") for word in result.stdout.split(b"\0")[:-1]]
+
+
+ARGUMENT = st.text(
+    st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), min_size=1, max_size=15
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(ARGUMENT, min_size=1, max_size=5))
 def test_rendering_keeps_any_argument_verbatim(arguments: list[str]) -> None:
+    """Arguments with control or bidi characters are shown as $'...' (never raw), and
+    bash reads them back exactly."""
     plan = system_plan(argv=["/bin/echo", *arguments])
-    rendered = shlex.split(systemd_run_command(plan))
+    line = systemd_run_command(plan)
+    assert not any(needs_escape(char) for char in line)
+    rendered = bash_words(line)
     assert rendered[rendered.index("--") + 1 :] == ["/bin/echo", *arguments]
 
 
@@ -329,3 +351,66 @@ def test_numbers_are_ascii_digits_only(value: str) -> None:
         parse_assignments([f"CPUWeight={value}"])
     with pytest.raises(UsageError):
         parse_assignments([f"Nice={value}"])
+
+
+HOSTILE = "x\n[Service]\nExecStopPost=/bin/sh -c 'id > /tmp/pwned'"
+
+
+def test_the_gate_refuses_a_line_break_in_what_systemd_writes_raw() -> None:
+    """Finding 1 of the audit: Description=, WorkingDirectory=, TTYPath= (and any string
+    systemd writes unescaped) gained lines in the transient unit file."""
+    with pytest.raises(UsageError, match=r"^the description 'x\\n\[Service\]"):
+        system_plan(description=HOSTILE)
+    with pytest.raises(UsageError, match=r"^WorkingDirectory= '/tmp/w\\n"):
+        system_plan(assignments=parse_assignments(["WorkingDirectory=/tmp/w\n[Service]"]))
+    with pytest.raises(UsageError, match=r"^SyslogIdentifier= 'a\\rb'"):
+        system_plan(assignments=parse_assignments(["SyslogIdentifier=a\rb"]))
+    with pytest.raises(UsageError, match="contains a control character"):
+        system_plan(description="C1 \x85 next line")
+    session = Session(tty_path="/dev/pts/1\n[Service]")
+    with pytest.raises(UsageError, match=r"TTYPath= '/dev/pts/1\\n\[Service\]'"):
+        start_call(system_plan(), session)
+
+
+def test_what_systemd_escapes_itself_passes_and_the_default_description_is_escaped() -> None:
+    plan = system_plan(
+        argv=["/bin/sh", "-c", f"sleep 9{HOSTILE}"], environment=[("GREETING", "a\nb")]
+    )
+    assert plan.description == (
+        "runas-podman: /bin/sh -c $'sleep 9x\\n[Service]\\nExecStopPost=/bin/sh -c \\'id > "
+        "/tmp/pwned\\''"
+    )
+    start_call(plan, Session())  # the argv and Environment= are C-escaped by systemd
+
+
+def test_a_repeated_setenv_keeps_the_last_value_as_systemd_run() -> None:
+    """TEST-74: -E ENV_HELLO=nope -E 'ENV_HELLO=env world' gives 'env world'; systemd
+    refuses an Environment= block naming a variable twice."""
+    environment = parse_setenv(["ENV_HELLO=nope", "OTHER=1", "ENV_HELLO=env world"], {})
+    assert environment == (("ENV_HELLO", "env world"), ("OTHER", "1"))
+    plan = system_plan(environment=parse_setenv(["XDG_RUNTIME_DIR=/elsewhere"], {}))
+    assert plan.environment == (("XDG_RUNTIME_DIR", "/elsewhere"),)
+
+
+def test_slice_names_as_systemd_run() -> None:
+    assert slice_unit_name("foo") == "foo.slice"
+    assert slice_unit_name("foo.slice") == "foo.slice"
+    assert slice_unit_name("foo.bar") == "foo.bar.slice"  # not a unit type: a bare name
+    with pytest.raises(UsageError, match=r"--slice 'foo.service' is not a slice"):
+        slice_unit_name("foo.service")
+
+
+def test_group_for_the_system_manager_only() -> None:
+    plan = system_plan(group="root")
+    assert "Group=root" in [a.text for a in plan.assignments]
+    with pytest.raises(UsageError, match="-g/--group needs the system manager"):
+        system_plan(group="root", manager=Manager.USER)
+
+
+def test_the_gate_knows_command_lines_by_their_signature_not_their_name() -> None:
+    """ExecSearchPath= and ExecPaths= start with Exec but are written raw (audit review)."""
+    for name in ("ExecSearchPath", "ExecPaths"):
+        text = f'{name}="/x\n[Service]\nExecStopPost=/bin/touch /tmp/pwned\nX-A="'
+        with pytest.raises(UsageError, match="contains a control character"):
+            system_plan(assignments=parse_assignments([text]))
+    system_plan(assignments=parse_assignments(['ExecStartPre=/bin/echo "a\\nb"']))

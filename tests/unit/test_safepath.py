@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from runas_podman.safepath import check_open_file_for_root, find_untrusted
+from runas_podman.safepath import (
+    NotTrusted,
+    check_open_file_for_root,
+    find_untrusted,
+    fuse_devices,
+    open_trusted,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
 OTHER = 4242  # someone else
@@ -122,3 +128,46 @@ def test_an_fd_made_as_another_user_comes_back_or_its_error(root_dir: Path) -> N
     with pytest.raises(PermissionError) as raised:
         open_as(other, str(root_dir / "root-only"), os.O_RDONLY)
     assert raised.value.filename == str(root_dir / "root-only")
+
+
+def test_a_missing_component_is_as_safe_as_the_directory_that_would_hold_it(
+    root_dir: Path,
+) -> None:
+    """Finding 4 of the audit: /tmp/appcfg did not exist yet; test created it (and
+    db.conf -> /etc/shadow in it) the moment the unit appeared."""
+    shared = root_dir / "tmp"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    untrusted = find_untrusted(str(shared / "appcfg" / "db.conf"), {0})
+    assert untrusted is not None and untrusted.component == f"{shared}/appcfg"
+    assert "does not exist" in untrusted.problem and "could create it" in untrusted.problem
+    assert find_untrusted(str(root_dir / "missing" / "db.conf"), {0}) is None  # root's only
+
+
+def test_open_trusted_opens_the_checked_file_and_never_blocks_on_a_fifo(root_dir: Path) -> None:
+    (root_dir / "secret").write_text("s3cret")
+    fd = open_trusted(str(root_dir / "secret"), os.O_RDONLY, {0})
+    try:
+        assert os.read(fd, 100) == b"s3cret" and os.get_blocking(fd)
+    finally:
+        os.close(fd)
+    os.mkfifo(root_dir / "fifo")
+    fd = open_trusted(str(root_dir / "fifo"), os.O_RDONLY, {0})  # no writer: would block
+    os.close(fd)
+    other = root_dir / "other"
+    other.write_text("x")
+    os.chown(other, OTHER, OTHER)
+    with pytest.raises(NotTrusted, match="owned by uid 4242"):
+        open_trusted(str(other), os.O_RDONLY, {0})
+    with pytest.raises(FileNotFoundError):
+        open_trusted(str(root_dir / "missing"), os.O_RDONLY, {0})
+
+
+def test_fuse_mounts_are_found_in_mountinfo(tmp_path: Path) -> None:
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 0:21 / / rw - ext4 /dev/vda rw\n"
+        "40 22 0:45 / /tmp/d rw,nosuid - fuse.sshfs sshfs rw,user_id=1000\n"
+        "41 22 0:46 / /mnt rw shared:5 - fuseblk /dev/sdb1 rw\n"
+    )
+    assert fuse_devices(str(mountinfo)) == {os.makedev(0, 45), os.makedev(0, 46)}
