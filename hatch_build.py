@@ -1,6 +1,7 @@
 """Hatchling build hook: the man pages, generated from the Click definitions with click-man.
 
-Imports the CLI from this source tree (runas_podman.install.render_man_pages) and puts
+Imports the CLI from this source tree (runas_podman.install.man.render_man_pages,
+handed the Click commands of runas_podman.cli.runas_podman.programs()) and puts
 runas-podman(1), runas-podman-COMMAND(1) for every subcommand and runas(1) into the wheel
 as package data, runas_podman/data/man/man1/*.1, which `runas-podman install` copies to
 PREFIX/share/man/man1. Nothing is written into the source tree (it may be read-only, as
@@ -66,8 +67,9 @@ def _render_from_source(root: str) -> dict[str, str]:
     sys.path.insert(0, root)
     saved_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__
     try:
-        install = importlib.import_module("runas_podman.install")
-        pages: dict[str, str] = install.render_man_pages()
+        man = importlib.import_module("runas_podman.install.man")
+        cli = importlib.import_module("runas_podman.cli.runas_podman")
+        pages: dict[str, str] = man.render_man_pages(cli.programs())
         return pages
     finally:
         sys.dont_write_bytecode = saved_bytecode

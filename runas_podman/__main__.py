@@ -1,5 +1,5 @@
 """`python -m runas_podman` is `runas-podman`."""
 
-from .entry import runas_podman
+from runas_podman.entry import runas_podman
 
 runas_podman()

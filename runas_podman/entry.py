@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import __version__
+from runas_podman import __version__
 
 TYPE_CHECKING = False  # `typing` alone costs ~5 ms of a --version in the testbed
 if TYPE_CHECKING:
@@ -30,13 +30,13 @@ def _answer_version(prog: str) -> None:
 
 def runas_podman() -> NoReturn:
     _answer_version("runas-podman")
-    from .cli import main
+    from runas_podman.cli.runas_podman import main
 
     main()
 
 
 def runas() -> NoReturn:
     _answer_version("runas")
-    from .runas_cli import main
+    from runas_podman.cli.runas import main
 
     main()

@@ -94,7 +94,7 @@ def modules(collections_path: Path) -> Iterator[dict[str, ModuleType]]:
 
 
 def test_open_file_is_escaped_as_the_cli_reads_it(modules: dict[str, ModuleType]) -> None:
-    from runas_podman.plan import parse_open_file
+    from runas_podman.core.plan import parse_open_file
 
     spec = modules["run"].open_file_spec
     for entry in (

@@ -192,7 +192,8 @@ def test_install_broker_refuses_an_interpreter_others_can_change(tb: Testbed) ->
     script = (
         "python3 -m venv --without-pip /tmp/venv-rp && /tmp/venv-rp/bin/python -c "
         f"\"import sys; sys.path.insert(0, '{site}'); sys.argv[0] = 'runas-podman'; "
-        "from runas_podman.cli import main; sys.argv[1:] = ['install-broker']; main()\""
+        "from runas_podman.cli.runas_podman import main; "
+        "sys.argv[1:] = ['install-broker']; main()\""
     )
     result = sh(tb, script)
     sh(tb, "rm -rf /tmp/venv-rp")

@@ -52,3 +52,35 @@ def test_uid_and_gid(tb: Testbed) -> None:
     assert mine == real == (0, "root\n")
     mine, real = both(tb, "-u test -- id -ng", "--uid=test id -ng")
     assert mine == real == (0, "test\n")
+
+
+def test_slice_inherit(tb: Testbed) -> None:
+    """TEST-74: a unit started from inside `outer.slice` with --slice-inherit lands in it
+    (with --slice=foo: in outer-foo.slice), for systemd-run and for us."""
+    show = "sh -c 'grep -o \"[a-z-]*\\.slice/[^/]*\\.service\" /proc/self/cgroup | tail -1'"
+    for extra, expected in (("", "outer.slice/"), ("--slice=foo", "outer-foo.slice/")):
+        inner_ours = f"runas-podman exec -q -u test --slice-inherit {extra} -- {show}"
+        inner_real = f"systemd-run --wait --pipe -q --uid=test --slice-inherit {extra} {show}"
+        results = [
+            tb.run(["sh", "-c", f"{SYSTEMD_RUN} --slice=outer sh -c {shlex.quote(inner)}"])
+            for inner in (inner_ours, inner_real)
+        ]
+        mine, real = results
+        assert mine.returncode == real.returncode == 0, (mine.stderr, real.stderr)
+        assert mine.stdout.startswith(expected) and real.stdout.startswith(expected), (
+            mine.stdout, real.stdout,
+        )  # fmt: skip
+
+
+def test_same_dir_and_send_sighup(tb: Testbed) -> None:
+    mine, real = both(tb, "-u test -d -- pwd", "--uid=test -d pwd")
+    assert mine == real == (0, "/\n")
+    mine = tb.run(["sh", "-c", "cd /tmp && runas-podman exec -q -u test -d -- pwd"])
+    real = tb.run(["sh", "-c", f"cd /tmp && {SYSTEMD_RUN} --uid=test -d pwd"])
+    assert (mine.returncode, mine.stdout) == (real.returncode, real.stdout) == (0, "/tmp\n")
+    conflict = tb.run(["runas-podman", "exec", "-u", "test", "-d", "-D", "/", "--", "true"])
+    assert conflict.returncode == 2 and "contradict" in conflict.stderr
+    shown = tb.run(
+        ["runas-podman", "exec", "-u", "test", "--send-sighup", "--dry-run", "--", "true"]
+    )
+    assert "--property=SendSIGHUP=yes" in shown.stdout

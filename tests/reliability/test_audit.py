@@ -116,9 +116,9 @@ def test_1_the_broker_takes_no_terminal_name_from_the_client(audit: Testbed) -> 
     refused, and the broker names the terminal from the fd it receives."""
     rule(audit, SLOPPY_RULE)
     client = (
-        "import json, socket, runas_podman.elevate as e\n"
-        "r = e.BrokerRequest(options=e.ElevateRequest(command=('id', '-un')), environ={},"
-        " authentication=e.Authentication.POLKIT, interactive=False).to_message()\n"
+        "import json, socket, runas_podman.broker.protocol as p, runas_podman.core.elevate as e\n"
+        "r = p.BrokerRequest(options=e.ElevateRequest(command=('id', '-un')), environ={},"
+        " authentication=p.Authentication.POLKIT, interactive=False).to_message()\n"
         "r['tty_path'] = '/dev/tty1\\n[Service]\\nExecStopPost=/bin/true'\n"
         "s = socket.socket(socket.AF_UNIX); s.connect('/run/runas-broker.sock')\n"
         "socket.send_fds(s, [(json.dumps(r) + '\\n').encode()], [0, 1, 2])\n"
@@ -151,9 +151,10 @@ def test_1_roots_own_command_line_cannot_add_a_section(tb: Testbed) -> None:
 PYTHON = "/opt/runas-podman/venv/bin/python"
 TWICE = """\
 import os, sys
-from runas_podman.broker import BrokerCall, run_through_broker
-from runas_podman.elevate import Authentication, Caller, ElevateRequest
-from runas_podman.session import Terminal
+from runas_podman.broker.client import BrokerCall, run_through_broker
+from runas_podman.core.elevate import Caller, ElevateRequest
+from runas_podman.broker.protocol import Authentication
+from runas_podman.run.session import Terminal
 caller = Caller(name="alice", uid=1001, gid=1001, cwd="/tmp", environ={})
 call = BrokerCall(authentication=Authentication.POLKIT)
 for command in (("id", "-un"), ("/bin/sh", "-c", "id > /tmp/audit-pwned; echo SECOND-RAN")):

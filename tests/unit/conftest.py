@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runas_podman.model import LaunchPlan
+from runas_podman.core.model import LaunchPlan
 from tests.unit.systemd_run_model import assert_same_unit
 
 

@@ -6,9 +6,9 @@ send, and those systemd-run would send for the `systemd-run` line we print.
 
 from __future__ import annotations
 
-from runas_podman.model import LaunchPlan
-from runas_podman.properties import DBUS_ONLY, Session, service_properties, systemd_run_argv
-from runas_podman.unitprops import UnitProperty, parse_assignment
+from runas_podman.core.model import LaunchPlan
+from runas_podman.core.properties import DBUS_ONLY, Session, service_properties, systemd_run_argv
+from runas_podman.core.unitprops import UnitProperty, parse_assignment
 
 # Properties that depend on the running client: the fds it hands over (systemd-run
 # passes its own stdio for --pipe, a pty's for --pty).

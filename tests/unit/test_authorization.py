@@ -6,25 +6,23 @@ import os
 
 import pytest
 
-from runas_podman.authcache import (
+from runas_podman.broker.authcache import (
     AuthCache,
     Binding,
     CacheSettings,
     is_fresh,
     parse_settings,
 )
-from runas_podman.broker import details_digest
-from runas_podman.elevate import (
+from runas_podman.broker.protocol import Authentication, BrokerAction, BrokerRequest
+from runas_podman.broker.server import details_digest
+from runas_podman.core.elevate import (
     DETAIL_KEYS,
-    Authentication,
-    BrokerAction,
-    BrokerRequest,
     ElevateOptions,
     ElevateRequest,
     authorization_details,
     build_elevate_plan,
 )
-from runas_podman.errors import RunasError
+from runas_podman.core.errors import RunasError
 from tests.unit.test_elevate import CALLER, ROOT, TEST
 
 
@@ -169,7 +167,7 @@ def test_answers_from_a_kept_authorization_are_told_apart() -> None:
     """polkit's three answers that say yes (its sources, 122-127): a rule's, a fresh
     challenge's (retained), and one from what it kept for the process, which names no
     command and is never accepted, in the quiet check as in the interactive one."""
-    from runas_podman.polkit import Authorization, from_kept_authorization
+    from runas_podman.bus.polkit import Authorization, from_kept_authorization
 
     rule_yes = Authorization(True, False, False, None, False)
     fresh = Authorization(True, False, False, "tmpauthz1", True)
@@ -181,7 +179,7 @@ def test_answers_from_a_kept_authorization_are_told_apart() -> None:
 def test_a_session_is_the_first_unit_after_the_slices() -> None:
     """A user can make a scope called session-7.scope inside its own user manager: that
     is no logind session (audit review)."""
-    from runas_podman.polkit import session_from_cgroup
+    from runas_podman.host.procfs import session_from_cgroup
 
     assert session_from_cgroup("0::/user.slice/user-1001.slice/session-3.scope\n") == "3"
     nested = "0::/user.slice/user-1001.slice/user@1001.service/app.slice/session-7.scope\n"
@@ -202,7 +200,7 @@ def test_extras_name_a_group_and_a_directory_asked_for() -> None:
 
 
 def test_invisible_characters_are_shown_escaped() -> None:
-    from runas_podman.errors import shell_quote, truncated
+    from runas_podman.core.errors import shell_quote, truncated
 
     for hidden in ("\u200b", "\u2060", "\ufeff", "\u00ad", "\u3164", "\u00a0", "\u202e"):
         assert shell_quote(f"a{hidden}b").startswith("$'a\\u"), hidden

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from runas_podman import __version__
-from runas_podman.cli import choose_manager
+from runas_podman.cli.runas_podman import choose_manager
 
 
 def runas_podman(*args: str) -> subprocess.CompletedProcess[str]:
@@ -32,7 +32,7 @@ def test_version_and_help_without_a_bus() -> None:
     assert helped.returncode == 0 and "--open-file" in helped.stdout
 
 
-@pytest.mark.parametrize("module", ["runas_podman.cli", "runas_podman.runas_cli"])
+@pytest.mark.parametrize("module", ["runas_podman.cli.runas_podman", "runas_podman.cli.runas"])
 def test_version_imports_nothing_heavy(module: str) -> None:
     probe = (
         f"import sys, {module}; "
@@ -47,8 +47,8 @@ def test_version_entry_imports_not_even_click(entry: str, prog: str) -> None:
     """The console scripts answer --version before the Click layer is imported."""
     probe = (
         "import atexit, sys; sys.argv[1:] = ['--version']; atexit.register(lambda: print("
-        "sorted(m for m in ('click', 'dbus_next', 'asyncio', 'runas_podman.cli', "
-        f"'runas_podman.runas_cli') if m in sys.modules))); from runas_podman import entry; "
+        "sorted(m for m in ('click', 'dbus_next', 'asyncio', 'runas_podman.cli.runas_podman', "
+        f"'runas_podman.cli.runas') if m in sys.modules))); from runas_podman import entry; "
         f"entry.{entry}()"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
@@ -59,7 +59,10 @@ def test_version_entry_imports_not_even_click(entry: str, prog: str) -> None:
 def test_version_entry_says_what_click_says() -> None:
     fast = subprocess.run([sys.executable, "-m", "runas_podman", "--version"],
                           capture_output=True, text=True)  # fmt: skip
-    probe = "from runas_podman.cli import main; import sys; sys.argv[1:] = ['--version']; main()"
+    probe = (
+        "from runas_podman.cli.runas_podman import main; import sys; "
+        "sys.argv[1:] = ['--version']; main()"
+    )
     slow = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert (fast.returncode, fast.stdout, fast.stderr) == (0, slow.stdout, "")
     assert slow.returncode == 0
@@ -69,12 +72,12 @@ def test_a_launch_without_p_does_not_load_the_property_table() -> None:
     """unitprops (~380 settings) is loaded for -p text only: a plain plan makes its
     settings typed (each held equal to its parse by tests/unit/conftest.py)."""
     probe = (
-        "import sys; from runas_podman.model import Manager, ServiceUser; "
-        "from runas_podman.plan import build_service_plan, podman_plan; "
+        "import sys; from runas_podman.core.model import Manager, ServiceUser; "
+        "from runas_podman.core.plan import build_service_plan, podman_plan; "
         "user = ServiceUser('test', 1000, 1000, 'test', '/home/test'); "
         "plan = build_service_plan(user=user, argv=['/usr/bin/podman', 'run', '--rm', 'i'], "
         "manager=Manager.SYSTEM, unit='u.service'); podman_plan(plan); "
-        "print('runas_podman.unitprops' in sys.modules)"
+        "print('runas_podman.core.unitprops' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout == "False\n", result.stderr

@@ -13,9 +13,11 @@ import click
 import pytest
 from click.shell_completion import CompletionItem, ShellComplete
 
-from runas_podman import completion
-from runas_podman.cli import cli
-from runas_podman.completion import (
+from runas_podman.cli.runas import runas
+from runas_podman.cli.runas_podman import cli
+from runas_podman.core.unitprops import KNOWN_PROPERTIES
+from runas_podman.install import completion
+from runas_podman.install.completion import (
     REGULAR,
     ROOT,
     SERVICE,
@@ -29,8 +31,6 @@ from runas_podman.completion import (
     subuid_owners,
     user_items,
 )
-from runas_podman.runas_cli import runas
-from runas_podman.unitprops import KNOWN_PROPERTIES
 
 
 def values(items: list[CompletionItem]) -> list[str]:
@@ -247,7 +247,7 @@ def test_scripts_are_clicks_own(shell: str, prog: str, command: click.Command) -
     script = completion.completion_script(shell, command, prog)
     variable = "_RUNAS_PODMAN_COMPLETE" if prog == "runas-podman" else "_RUNAS_COMPLETE"
     assert f"{variable}={shell}_complete" in script
-    module = "runas_podman.cli" if prog == "runas-podman" else "runas_podman.runas_cli"
+    module = "runas_podman.cli.runas_podman" if prog == "runas-podman" else "runas_podman.cli.runas"
     own = subprocess.run(
         [
             sys.executable,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from runas_podman.unitprops import KNOWN_PROPERTIES, properties_markdown
+from runas_podman.core.unitprops import KNOWN_PROPERTIES, properties_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 REGENERATE = (
-    "regenerate it: python -c 'from runas_podman.unitprops import properties_markdown; "
+    "regenerate it: python -c 'from runas_podman.core.unitprops import properties_markdown; "
     'print(properties_markdown(), end="")\' > docs/properties.md'
 )
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runas_podman.elevate import (
+from runas_podman.core.elevate import (
     DEFAULT_PROMPT_PREFIX,
     Caller,
     ElevateOptions,
@@ -24,9 +24,9 @@ from runas_podman.elevate import (
     unit_slice,
     window_title,
 )
-from runas_podman.errors import UsageError
-from runas_podman.model import ServiceUser, Stdio
-from runas_podman.ptyfwd import Tinter
+from runas_podman.core.errors import UsageError
+from runas_podman.core.model import ServiceUser, Stdio
+from runas_podman.run.ptyfwd import Tinter
 
 ROOT = ServiceUser("root", 0, 0, "root", "/root", "/bin/bash")
 TEST = ServiceUser("test", 1000, 1000, "test", "/home/test", "/bin/bash")
@@ -222,7 +222,7 @@ def test_decorations_only_on_a_terminal_and_without_colour_when_asked() -> None:
 
 
 def test_context_sequences_are_cut_from_captured_output_wherever_chunks_split() -> None:
-    from runas_podman.ptyfwd import ContextFilter
+    from runas_podman.run.ptyfwd import ContextFilter
 
     data = b"\x1b]3008;start=a;user=root;type=session\x1b\\foo\x1b]3008;end=a\x07bar\x1b]0;t\x07"
     for cut in range(len(data) + 1):
@@ -245,9 +245,9 @@ def test_no_control_character_reaches_what_systemd_writes_raw(field: str, value:
     """Whatever a request carries, the unit call holds no control character outside the
     settings systemd escapes itself (Environment=, command lines, byte arrays), or the
     plan is refused with a usage error (the gate, issue 18)."""
-    from runas_podman.errors import is_control
-    from runas_podman.gate import escaped_by_systemd
-    from runas_podman.properties import Session, start_call
+    from runas_podman.core.errors import is_control
+    from runas_podman.core.gate import escaped_by_systemd
+    from runas_podman.core.properties import Session, start_call
 
     options: dict[str, object] = {}
     caller = CALLER

@@ -10,9 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import runas_podman.fdrelay
+import runas_podman.run.fdrelay
 
-RELAY = runas_podman.fdrelay.__file__
+RELAY = runas_podman.run.fdrelay.__file__
 SHOW = "import os; print(sorted(int(f) for f in os.listdir('/proc/self/fd'))[:6], os.environ.get('LISTEN_FDS'), os.environ.get('LISTEN_FDNAMES'), os.environ.get('LISTEN_PID') == str(os.getpid())); print(open(0).read().strip()); print(os.read(3, 100).decode(), os.read(4, 100).decode())"  # noqa: E501
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runas_podman import hints
+from runas_podman.host import hints
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The PAM stack chooser and the broker interpreter's trust check (runas_podman.hostfiles)."""
+"""The PAM stack chooser and the broker interpreter's trust check (runas_podman.host.hostfiles)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import tempfile
 
 import pytest
 
-from runas_podman.errors import RunasError
-from runas_podman.hostfiles import (
+from runas_podman.core.errors import RunasError
+from runas_podman.host.hostfiles import (
     MAX_SYMLINKS,
     PamStack,
     check_interpreter_trusted,

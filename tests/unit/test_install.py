@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from runas_podman import install
-from runas_podman.cli import cli
-from runas_podman.clirun import run_cli
-from runas_podman.install import MANIFEST, Artifact, Manifest, sha256
+from runas_podman.cli.common import run_cli
+from runas_podman.cli.runas_podman import cli
+from runas_podman.install import artifacts, install, man
+from runas_podman.install import manifest as manifest_module
+from runas_podman.install.manifest import MANIFEST, Artifact, Manifest, sha256
 
 Run = tuple[int, str, str]
 
@@ -197,7 +198,7 @@ def test_reinstall_updates_its_own_files_and_drops_pages_no_longer_shipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pages = {"runas.1": ".TH RUNAS 1\n", "runas-podman-gone.1": ".TH GONE 1\n"}
-    monkeypatch.setattr(install, "shipped_man_pages", lambda: dict(pages))
+    monkeypatch.setattr(artifacts, "shipped_man_pages", lambda: dict(pages))
     assert run("install", "--root", str(root))[0] == 0
     pages.pop("runas-podman-gone.1")
     pages["runas.1"] = ".TH RUNAS 1 new\n"
@@ -272,7 +273,8 @@ def test_install_pam_keeps_its_dest_and_reports_the_stack(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(install, "MANIFEST", str(tmp_path / "state/installed"))
+    for module in (manifest_module, install):
+        monkeypatch.setattr(module, "MANIFEST", str(tmp_path / "state/installed"))
     dest = tmp_path / "runas.pam"
     code, out, _err = run("install-pam", "--dest", str(dest))
     assert code == 0
@@ -284,7 +286,7 @@ def test_install_pam_keeps_its_dest_and_reports_the_stack(
 
 
 def test_the_run_action_ships() -> None:
-    (artifact,) = install.polkit_artifacts()
+    (artifact,) = artifacts.polkit_artifacts()
     assert artifact.path == "/usr/share/polkit-1/actions/org.runas_podman.policy"
     assert '<action id="org.runas_podman.run">' in artifact.text
     assert "$(command_line)" in artifact.text and "auth_admin_keep" not in artifact.text
@@ -330,16 +332,19 @@ def test_a_symlink_is_replaced_only_with_force(run, root: Path) -> None:  # type
 
 
 def test_plan_install_adopts_an_identical_file(tmp_path: Path) -> None:
-    target = install.Target(str(tmp_path))
+    target = manifest_module.Target(str(tmp_path))
     (tmp_path / "f").write_text("same\n")
-    plan = install.plan_install([Artifact("man", "/f", "same\n")], Manifest(), target, force=False)
+    plan = manifest_module.plan_install(
+        [Artifact("man", "/f", "same\n")], Manifest(), target, force=False
+    )
     assert [action.verb for action in plan.actions] == ["current"] and plan.refusals == []
 
 
 def test_commands_stay_lazy() -> None:
     probe = (
-        "import sys, runas_podman.cli, runas_podman.runas_cli; "
-        "print(sorted(m for m in ('runas_podman.install', 'runas_podman.completion', "
+        "import sys, runas_podman.cli.runas_podman, runas_podman.cli.runas; "
+        "print(sorted(m for m in ('runas_podman.install.install', "
+        "'runas_podman.install.completion', "
         "'click_man', 'hashlib') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
@@ -351,7 +356,9 @@ def test_commands_stay_lazy() -> None:
 
 @pytest.fixture(scope="module")
 def pages() -> dict[str, str]:
-    return install.render_man_pages(version="9.9", date="2024-01-02")
+    from runas_podman.cli.runas_podman import programs
+
+    return man.render_man_pages(programs(), version="9.9", date="2024-01-02")
 
 
 def test_a_page_for_every_command(pages: dict[str, str]) -> None:
@@ -413,7 +420,7 @@ def test_pages_render_without_warnings(pages: dict[str, str], tmp_path: Path) ->
 
 
 def test_help_lines_that_look_like_requests_are_text() -> None:
-    page = install._guard_lines(".TH X\n.SH NAME\n.not a request\n'quoted\n.PP\ntext")
+    page = man._guard_lines(".TH X\n.SH NAME\n.not a request\n'quoted\n.PP\ntext")
     assert page.splitlines() == [
         ".TH X",
         ".SH NAME",
@@ -437,7 +444,8 @@ def test_install_pam_records_a_relative_dest_as_absolute(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(install, "MANIFEST", str(tmp_path / "state/installed"))
+    for module in (manifest_module, install):
+        monkeypatch.setattr(module, "MANIFEST", str(tmp_path / "state/installed"))
     monkeypatch.chdir(tmp_path)
     assert run("install-pam", "--dest", "runas.pam")[0] == 0
     manifest = Manifest.parse((tmp_path / "state/installed").read_text())
@@ -447,7 +455,7 @@ def test_install_pam_records_a_relative_dest_as_absolute(
 
 
 def test_empower_adds_what_the_target_lacks_and_uninstall_takes_it_away(run, root: Path) -> None:  # type: ignore[no-untyped-def]
-    from runas_podman import empower
+    from runas_podman.manage import empower
 
     (root / "etc/group").write_text("root:x:0:\n")
     code, out, err = run("install", "--root", str(root), "--empower")
@@ -468,7 +476,7 @@ def test_empower_adds_what_the_target_lacks_and_uninstall_takes_it_away(run, roo
 
 
 def test_empower_leaves_systemds_own_group_and_rule_alone(run, root: Path) -> None:  # type: ignore[no-untyped-def]
-    from runas_podman import empower
+    from runas_podman.manage import empower
 
     (root / "etc/group").write_text("root:x:0:\nempower:x:990:\n")
     rules = root / "usr/share/polkit-1/rules.d"
@@ -481,7 +489,7 @@ def test_empower_leaves_systemds_own_group_and_rule_alone(run, root: Path) -> No
 
 
 def test_empower_note_names_the_version_and_the_fix() -> None:
-    from runas_podman.empower import missing_note
+    from runas_podman.manage.empower import missing_note
 
     assert missing_note(True, True) is None
     for note in (missing_note(False, True), missing_note(True, False)):
@@ -494,5 +502,5 @@ def test_the_policy_file_is_well_formed_xml() -> None:
     '--' inside an XML comment is such a mistake."""
     from xml.dom import minidom
 
-    (artifact,) = install.polkit_artifacts()
+    (artifact,) = artifacts.polkit_artifacts()
     minidom.parseString(artifact.text)  # raises ExpatError on a malformed file

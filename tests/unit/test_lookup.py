@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runas_podman import lookup
-from runas_podman.errors import EXIT_USAGE, UsageError
+from runas_podman.core.errors import EXIT_USAGE, UsageError
+from runas_podman.host import lookup
 
 
 @pytest.mark.parametrize("value", ["", " ", "\t", "test\n", "te\x1bst", "\udcff", " test", "test "])

@@ -10,10 +10,9 @@ import sys
 
 import pytest
 
-from runas_podman.backend import choose_backend
-from runas_podman.elevate import Caller, ElevateOptions, build_elevate_plan
-from runas_podman.model import Manager, ServiceUser, Stdio
-from runas_podman.native_plan import (
+from runas_podman.core.elevate import Caller, ElevateOptions, build_elevate_plan
+from runas_podman.core.model import Manager, ServiceUser, Stdio
+from runas_podman.core.native_plan import (
     DEFAULT_PATH,
     NativeSpec,
     Unsupported,
@@ -24,7 +23,8 @@ from runas_podman.native_plan import (
     service_environment,
     working_directory,
 )
-from runas_podman.plan import build_service_plan, parse_assignments, podman_plan
+from runas_podman.core.plan import build_service_plan, parse_assignments, podman_plan
+from runas_podman.host.backend import choose_backend
 
 TEST = ServiceUser("test", 1000, 1000, "test", "/home/test", "/bin/bash")
 CALLER = Caller(

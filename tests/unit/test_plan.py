@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runas_podman.errors import UsageError, needs_escape
-from runas_podman.lookup import resolve_executable
-from runas_podman.model import (
+from runas_podman.bus.systemd_bus import unit_object_path
+from runas_podman.core.errors import UsageError, needs_escape
+from runas_podman.core.model import (
     Assignment,
     Manager,
     OpenFile,
@@ -20,7 +20,7 @@ from runas_podman.model import (
     ServiceUser,
     parse_systemd_version,
 )
-from runas_podman.plan import (
+from runas_podman.core.plan import (
     build_service_plan,
     inject_fd_names,
     parse_assignments,
@@ -30,7 +30,7 @@ from runas_podman.plan import (
     service_unit_name,
     slice_unit_name,
 )
-from runas_podman.properties import (
+from runas_podman.core.properties import (
     Session,
     lifeline_unit_name,
     service_properties,
@@ -38,8 +38,8 @@ from runas_podman.properties import (
     systemd_run_argv,
     systemd_run_command,
 )
-from runas_podman.systemd_bus import unit_object_path
-from runas_podman.unitprops import UnitProperty
+from runas_podman.core.unitprops import UnitProperty
+from runas_podman.host.lookup import resolve_executable
 
 TEST_USER = ServiceUser(name="test", uid=1000, gid=1000, group="test", home="/home/test")
 
@@ -154,20 +154,23 @@ def test_assignment_keeps_its_text() -> None:
 
 
 def test_random_unit_name() -> None:
-    assert service_unit_name(None, lambda: "abc123") == "runas-podman-abc123.service"
+    assert service_unit_name(None, random_token=lambda: "abc123") == "runas-podman-abc123.service"
 
 
 @pytest.mark.parametrize(
     ("requested", "name"), [("web", "web.service"), ("a-b@c.service", "a-b@c.service")]
 )
 def test_requested_unit_name(requested: str, name: str) -> None:
-    assert service_unit_name(requested, lambda: "unused") == name
+    assert service_unit_name(requested) == name
 
 
-@pytest.mark.parametrize("requested", ["web.scope", "bad/name", "sp ace", ".service", "x" * 300])
+@pytest.mark.parametrize(
+    "requested",
+    ["web.scope", "bad/name", "sp ace", ".service", "x" * 300, "a@.service", "@x.service", "-a"],
+)
 def test_bad_unit_names(requested: str) -> None:
     with pytest.raises(UsageError, match="--unit"):
-        service_unit_name(requested, lambda: "unused")
+        service_unit_name(requested)
 
 
 def test_lifeline_unit_name() -> None:
@@ -233,7 +236,7 @@ def test_parse_open_file(text: str, expected: OpenFile) -> None:
         ("relative", "must be absolute"),
         ("/a:b:c:d", "PATH[:NAME[:FLAGS]]"),
         ("/a:n:bogus", "unknown flag 'bogus'"),
-        ("/a:two words", "fd name"),
+        ("/a:n\u00e9", "fd name"),
         ("/a\\q", "as OpenFile= does"),
     ],
 )
@@ -262,7 +265,7 @@ def test_open_file_flag_bits() -> None:
 def test_parse_pass_fd() -> None:
     assert parse_pass_fd("3") == PassFd(3, "fd3")
     assert parse_pass_fd("4:db") == PassFd(4, "db")
-    for bad in ("2", "x", "-1", "3:a b"):
+    for bad in ("2", "x", "-1", "3:a\tb", "3:\u00e9"):
         with pytest.raises(UsageError):
             parse_pass_fd(bad)
 
@@ -313,7 +316,7 @@ def test_parse_systemd_version() -> None:
 
 
 def test_secret_fds_go_through_the_relay_where_the_manager_lacks_the_properties() -> None:
-    from runas_podman.properties import Relay, needs_relay
+    from runas_podman.core.properties import Relay, needs_relay
 
     plan = system_plan(pass_fds=[PassFd(3, "x")], open_files=[OpenFile("/a", "a")])
     assert not needs_relay(plan, 257) and not needs_relay(plan, None)
@@ -414,3 +417,16 @@ def test_the_gate_knows_command_lines_by_their_signature_not_their_name() -> Non
         with pytest.raises(UsageError, match="contains a control character"):
             system_plan(assignments=parse_assignments([text]))
     system_plan(assignments=parse_assignments(['ExecStartPre=/bin/echo "a\\nb"']))
+
+
+def test_one_validator_per_kind_of_name_as_systemd() -> None:
+    """--unit and -p Slice= agree (unit_name_is_valid), --open-file/--pass-fd and
+    OpenFile= agree (fdname_is_valid, which allows a space, as systemd's)."""
+    from runas_podman.core.unit import fdname_is_valid, unit_name_is_valid
+
+    for name in ("a@.service", "@x.service"):
+        assert not unit_name_is_valid(name)
+        with pytest.raises(UsageError):
+            service_unit_name(name)
+    assert fdname_is_valid("a b") and parse_pass_fd("3:a b") == PassFd(3, "a b")
+    assert parse_open_file("/a:two words").name == "two words"

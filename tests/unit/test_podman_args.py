@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runas_podman.model import Assignment
-from runas_podman.plan import container_cleanup, exec_assignment
-from runas_podman.podman_args import ForegroundRun, foreground_run
+from runas_podman.core.model import Assignment
+from runas_podman.core.plan import container_cleanup, exec_assignment
+from runas_podman.core.podman_args import ForegroundRun, foreground_run
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from runas_podman.elevate import Caller, ElevateOptions, build_elevate_plan
-from runas_podman.model import Manager, OpenFile, PassFd, ServiceUser, Stdio
-from runas_podman.plan import build_service_plan, parse_assignments, podman_plan
-from runas_podman.properties import (
+from runas_podman.core.elevate import Caller, ElevateOptions, build_elevate_plan
+from runas_podman.core.model import Manager, OpenFile, PassFd, ServiceUser, Stdio
+from runas_podman.core.plan import build_service_plan, parse_assignments, podman_plan
+from runas_podman.core.properties import (
     Session,
     lifeline_unit_name,
     service_properties,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runas_podman.safepath import (
+from runas_podman.host.safepath import (
     NotTrusted,
     check_open_file_for_root,
     find_untrusted,
@@ -113,8 +113,8 @@ def test_a_non_root_caller_must_be_able_to_read_the_file(root_dir: Path) -> None
 
 
 def test_an_fd_made_as_another_user_comes_back_or_its_error(root_dir: Path) -> None:
-    from runas_podman.model import ServiceUser
-    from runas_podman.privileges import open_as
+    from runas_podman.core.model import ServiceUser
+    from runas_podman.host.privileges import open_as
 
     other = ServiceUser("other", OTHER, OTHER, "other", "/")
     (root_dir / "readable").write_text("for anyone")

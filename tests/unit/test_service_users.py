@@ -7,11 +7,11 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runas_podman.doctor import Check, failed, render_json, render_text
-from runas_podman.model import ServiceUser
-from runas_podman.podman_api import human_size, render_table
-from runas_podman.quadlet import generator_error, units_by_source
-from runas_podman.service_user import (
+from runas_podman.core.model import ServiceUser
+from runas_podman.manage.doctor import Check, failed, render_json, render_text
+from runas_podman.manage.podman_api import human_size, render_table
+from runas_podman.manage.quadlet import generator_error, units_by_source
+from runas_podman.manage.service_user import (
     SUBID_COUNT,
     SUBID_MIN,
     SubIdRange,

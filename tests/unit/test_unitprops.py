@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runas_podman import unitprops
-from runas_podman.errors import UsageError
-from runas_podman.unitprops import (
+from runas_podman.core import unitprops
+from runas_podman.core.errors import UsageError
+from runas_podman.core.unitprops import (
     HANDLERS,
     KNOWN_PROPERTIES,
     SETTINGS,

@@ -14,7 +14,7 @@ import asyncio
 import traceback
 
 try:
-    from runas_podman.errors import BusCallError, RunasError
+    from runas_podman.core.errors import BusCallError, RunasError
 except ImportError:
     HAS_RUNAS_PODMAN = False
     RUNAS_PODMAN_IMPORT_ERROR = traceback.format_exc()
@@ -73,10 +73,10 @@ async def user_manager_jobs(user, jobs):
 
     jobs: a list of ("Reload", None) or ("StartUnit" | "StopUnit" | "RestartUnit", unit).
     Returns {unit: ActiveState after its job}. The connection, the job waiting and the
-    errors are the package's (runas_podman.user_bus, runas_podman.systemd_bus).
+    errors are the package's (runas_podman.bus.user_bus, runas_podman.bus.systemd_bus).
     """
-    from runas_podman.systemd_bus import connected
-    from runas_podman.user_bus import connect_user_manager
+    from runas_podman.bus.systemd_bus import connected
+    from runas_podman.bus.user_bus import connect_user_manager
 
     states = {}
     async with connected(connect_user_manager(user)) as bus:
@@ -96,8 +96,8 @@ async def user_manager_jobs(user, jobs):
 
 async def user_unit_states(user, units):
     """{unit: ActiveState} on USER's own manager."""
-    from runas_podman.systemd_bus import connected
-    from runas_podman.user_bus import connect_user_manager
+    from runas_podman.bus.systemd_bus import connected
+    from runas_podman.bus.user_bus import connect_user_manager
 
     states = {}
     async with connected(connect_user_manager(user)) as bus:

@@ -134,7 +134,7 @@ def main():
         supports_check_mode=True,
     )
     require_package(module)
-    from runas_podman.doctor import failed, render_json, render_text, run_checks
+    from runas_podman.manage.doctor import failed, render_json, render_text, run_checks
 
     name = module.params["name"]
     try:

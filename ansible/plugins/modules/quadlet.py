@@ -311,8 +311,8 @@ def main():
         module.fail_json(msg="src is read on the controller by the action plugin of "
                              "runas_podman.podman_users.quadlet: call the module by that name")
     require_package(module)
-    from runas_podman import lookup
-    from runas_podman import quadlet as quadlets
+    from runas_podman.host import lookup
+    from runas_podman.manage import quadlet as quadlets
 
     try:
         user = lookup.service_user(module.params["user"])

@@ -185,8 +185,8 @@ def main():
         supports_check_mode=True,
     )
     require_package(module)
-    from runas_podman import lookup
-    from runas_podman.service_user import setup
+    from runas_podman.host import lookup
+    from runas_podman.manage.service_user import setup
 
     name = module.params["name"]
     reported = []

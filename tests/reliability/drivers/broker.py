@@ -48,7 +48,8 @@ def line(value: Any) -> bytes:
 def valid_request() -> dict[str, Any]:
     """A normal request (echo, as test, pipe mode), built by runas's own client code, so
     that each abuse below differs from what runas sends in one place only."""
-    from runas_podman.elevate import BrokerRequest, ElevateRequest
+    from runas_podman.broker.protocol import BrokerRequest
+    from runas_podman.core.elevate import ElevateRequest
 
     options = ElevateRequest(command=("echo", "abuse-launched"), user="test")
     return BrokerRequest(options=options, environ={}).to_message()

@@ -1,0 +1,302 @@
+"""`runas-podman` commands that manage a service user: setup, doctor, its podman API, Quadlets.
+
+cli.py adds COMMANDS to its group; their machinery is imported when they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from runas_podman.cli.common import AsciiInt, lazy_completion
+from runas_podman.core.errors import RunasError
+
+if TYPE_CHECKING:
+    from runas_podman.core.model import ServiceUser
+
+
+USER_OPTION = click.option(
+    "-u", "--user", required=True, metavar="USER", help="The service user.",
+    shell_complete=lazy_completion("complete_service_user"),
+)  # fmt: skip
+QUADLET_NAMES = click.argument(
+    "names", nargs=-1, required=True, shell_complete=lazy_completion("complete_quadlet")
+)
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_options(default: str = "table") -> Callable[[F], F]:
+    """podman's `--format json|table`, and `--json` as the older alias of `--format json`."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--json", "output_format", flag_value="json", help="Same as --format json."
+        )(function)
+        return click.option(
+            "--format", "output_format", type=click.Choice(["json", "table"]), default=default,
+            show_default=True, help="Output format: json for scripts, table for people.",
+        )(function)  # fmt: skip
+
+    return decorate
+
+
+def _run(coroutine: Coroutine[object, object, T]) -> T:
+    import asyncio  # not at the top: `runas-podman --version` must not import it
+
+    return asyncio.run(coroutine)
+
+
+def _user(name: str) -> ServiceUser:
+    from runas_podman.host import lookup
+
+    return lookup.service_user(name)
+
+
+@click.command()
+@USER_OPTION
+@click.option("--create", is_flag=True, help="Create the system user if it does not exist.")
+@click.option("--home", metavar="DIR", help="Home of a created user (default /var/lib/USER).")
+@click.option("--dry-run", is_flag=True, help="List the changes setup would make; make none.")
+def setup(user: str, create: bool, home: str | None, dry_run: bool) -> int:
+    """Set USER up for rootless podman (idempotent).
+
+    Each change is printed as it is made; if one fails, those made are undone.
+    """
+    from runas_podman.manage.service_user import Step
+    from runas_podman.manage.service_user import setup as run_setup
+
+    def report(step: Step) -> None:
+        click.echo(step.line())
+
+    steps = _run(run_setup(user, create, home, report, dry_run=dry_run))
+    if dry_run:
+        click.echo("dry run: nothing changed")
+    else:
+        click.echo("changed" if any(s.changed for s in steps) else "nothing to change")
+    return 0
+
+
+@click.command()
+@USER_OPTION
+@format_options()
+def doctor(user: str, output_format: str) -> int:
+    """Check what USER needs for rootless podman; exit 0 only if nothing fails."""
+    from runas_podman.manage.doctor import failed, render_json, render_text, run_checks
+
+    checks = run_checks(user)
+    click.echo(render_json(checks) if output_format == "json" else render_text(checks))
+    return 1 if failed(checks) else 0
+
+
+@click.command()
+@USER_OPTION
+@click.option("-a", "--all", "all_containers", is_flag=True, help="Also stopped containers.")
+@format_options()
+def ps(user: str, all_containers: bool, output_format: str) -> int:
+    """List USER's containers (through its podman API)."""
+    from runas_podman.manage import podman_api
+
+    click.echo(podman_api.ps(_user(user), all_containers, output_format == "json"))
+    return 0
+
+
+@click.command()
+@USER_OPTION
+@format_options()
+def images(user: str, output_format: str) -> int:
+    """List USER's images."""
+    from runas_podman.manage import podman_api
+
+    click.echo(podman_api.images(_user(user), output_format == "json"))
+    return 0
+
+
+@click.command()
+@USER_OPTION
+@format_options(default="json")
+@click.argument("containers", nargs=-1, required=True)
+def inspect(user: str, output_format: str, containers: tuple[str, ...]) -> int:
+    """Show USER's CONTAINERS (JSON, as podman inspect; or a table)."""
+    from runas_podman.manage import podman_api
+
+    click.echo(podman_api.inspect(_user(user), containers, output_format == "json"))
+    return 0
+
+
+@click.command()
+@USER_OPTION
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
+@click.argument("container")
+def logs(user: str, follow: bool, container: str) -> int:
+    """Print the logs of USER's CONTAINER."""
+    from runas_podman.manage import podman_api
+
+    podman_api.write_stream(podman_api.logs(_user(user), container, follow))
+    return 0
+
+
+@click.command()
+@USER_OPTION
+@click.option(
+    "-t", "--time", "timeout", type=AsciiInt(0), metavar="SECONDS", help="Wait before SIGKILL."
+)
+@click.argument("containers", nargs=-1, required=True)
+def stop(user: str, timeout: int | None, containers: tuple[str, ...]) -> int:
+    """Stop USER's CONTAINERS."""
+    from runas_podman.manage import podman_api
+
+    for name in podman_api.stop(_user(user), containers, timeout):
+        click.echo(name)
+    return 0
+
+
+@click.command()
+@USER_OPTION
+@click.option("-f", "--force", is_flag=True, help="Remove running containers too.")
+@click.argument("containers", nargs=-1, required=True)
+def rm(user: str, force: bool, containers: tuple[str, ...]) -> int:
+    """Remove USER's CONTAINERS."""
+    from runas_podman.manage import podman_api
+
+    for name in podman_api.remove(_user(user), containers, force):
+        click.echo(name)
+    return 0
+
+
+@click.group()
+def quadlet() -> None:
+    """Install and drive USER's Quadlets (~/.config/containers/systemd/)."""
+
+
+async def _user_manager_jobs(user: ServiceUser, method: str, units: list[str]) -> list[str]:
+    from runas_podman.bus.systemd_bus import connected
+    from runas_podman.bus.user_bus import connect_user_manager
+
+    async with connected(connect_user_manager(user)) as bus:
+        results = []
+        for unit in units:
+            done = await bus.run_job(method, unit)
+            if done.result != "done":
+                raise RunasError(
+                    f"{unit} of {user.name}: {method} {done.result}: "
+                    f"journalctl --user -M {user.name}@ -u {unit}"
+                )
+            results.append(f"{unit}: {await bus.unit_state(unit)}")
+        return results
+
+
+async def _reload(user: ServiceUser) -> None:
+    from runas_podman.bus.systemd_bus import connected
+    from runas_podman.bus.user_bus import connect_user_manager
+
+    async with connected(connect_user_manager(user)) as bus:
+        await bus.reload()
+
+
+async def _states(user: ServiceUser, units: list[str]) -> dict[str, str]:
+    from runas_podman.bus.systemd_bus import connected
+    from runas_podman.bus.user_bus import connect_user_manager
+
+    async with connected(connect_user_manager(user)) as bus:
+        return {unit: await bus.unit_state(unit) for unit in units}
+
+
+@quadlet.command("install")
+@USER_OPTION
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def quadlet_install(user: str, files: tuple[str, ...]) -> int:
+    """Validate FILES with podman's generator, install them, reload USER's manager."""
+    from pathlib import Path  # not at the top: `runas-podman --version` must stay light
+
+    from runas_podman.manage import quadlet as quadlets
+
+    target = _user(user)
+    installed = quadlets.install(target, [Path(file) for file in files])
+    if not quadlets.podman_manages_quadlets():  # podman quadlet install reloads itself
+        _run(_reload(target))
+    for name, units in installed.items():
+        click.echo(f"installed {name}: {', '.join(units)}")
+    return 0
+
+
+@quadlet.command("list")
+@USER_OPTION
+@format_options()
+def quadlet_list(user: str, output_format: str) -> int:
+    """USER's Quadlets, the units they become, and the units' states."""
+    import json
+
+    from runas_podman.manage import quadlet as quadlets
+    from runas_podman.manage.podman_api import render_table
+
+    target = _user(user)
+    rows: list[list[str]]
+    by_podman = quadlets.listed(target)  # podman quadlet list, on podman >= 5.6
+    if by_podman is not None:
+        rows = [list(row) for row in by_podman]
+    else:
+        files = quadlets.installed(target)
+        units = quadlets.generate(files) if files else {}
+        states = _run(_states(target, [u for us in units.values() for u in us]))
+        rows = [
+            [name, unit, states.get(unit, "?")] for name in files for unit in units.get(name, [])
+        ]
+    if output_format == "json":
+        keys = ("quadlet", "unit", "state")
+        click.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+    else:
+        click.echo(render_table(["QUADLET", "UNIT", "STATE"], rows))
+    return 0
+
+
+@quadlet.command("remove")
+@USER_OPTION
+@QUADLET_NAMES
+def quadlet_remove(user: str, names: tuple[str, ...]) -> int:
+    """Stop and remove USER's Quadlets NAMES (file or unit names)."""
+    from runas_podman.manage import quadlet as quadlets
+
+    target = _user(user)
+    chosen = quadlets.resolve(target, names)
+    _run(_user_manager_jobs(target, "StopUnit", [u for _f, us in chosen for u in us]))
+    reloaded = quadlets.remove(target, [name for name, _units in chosen])
+    for name, _units in chosen:
+        click.echo(f"removed {name}")
+    if not reloaded:
+        _run(_reload(target))
+    return 0
+
+
+def _drive(method: str, user: str, names: tuple[str, ...]) -> int:
+    from runas_podman.manage import quadlet as quadlets
+
+    target = _user(user)
+    # A file's main unit is the first the generator names (a .pod's is NAME-pod.service).
+    units = [us[0] for _f, us in quadlets.resolve(target, names) if us]
+    for line in _run(_user_manager_jobs(target, method, units)):
+        click.echo(line)
+    return 0
+
+
+@quadlet.command("start")
+@USER_OPTION
+@QUADLET_NAMES
+def quadlet_start(user: str, names: tuple[str, ...]) -> int:
+    """Start the units of USER's Quadlets NAMES."""
+    return _drive("StartUnit", user, names)
+
+
+@quadlet.command("stop")
+@USER_OPTION
+@QUADLET_NAMES
+def quadlet_stop(user: str, names: tuple[str, ...]) -> int:
+    """Stop the units of USER's Quadlets NAMES."""
+    return _drive("StopUnit", user, names)
+
+
+# Added to the `runas-podman` group by cli.py (no import of cli here: no cycle).
+COMMANDS = (setup, doctor, ps, images, inspect, logs, stop, rm, quadlet)

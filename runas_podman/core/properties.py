@@ -1,0 +1,208 @@
+"""THE place where a launch becomes a unit.
+
+A LaunchPlan (what to run, as whom, where) plus a Session (what the running client adds:
+its stdio or pty, its lifeline, the manager's version) becomes every property of the
+StartTransientUnit call, for the service and for its lifeline, and the same service as a
+`systemd-run` command line. Nothing else in the package names a unit property it sets; a
+unit test renders every plan both ways and holds them equal, property by property.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from runas_podman.core.errors import UsageError, shell_join
+from runas_podman.core.gate import check_unit
+from runas_podman.core.model import OPEN_FILE_SINCE, LaunchPlan, Manager, Stdio, UnitProperty
+
+LIFELINE_SUFFIX = "-lifeline.service"
+# systemd versions that changed what a unit may say (the manager's Version decides).
+LIGHT_SESSION_CLASSES_SINCE = 256  # user-light, background-light, user-early (run0's)
+EXPAND_ENVIRONMENT_OPTION_SINCE = 254  # systemd-run --expand-environment=
+# Properties of the service with no systemd-run equivalent (the lifeline is ours).
+DBUS_ONLY = frozenset({"BindsTo"})
+
+
+def lifeline_unit_name(unit: str) -> str:
+    return unit.removesuffix(".service") + LIFELINE_SUFFIX
+
+
+class Relay(NamedTuple):
+    """Secret fds through fdrelay.py, for a manager without OpenFile=/ExtraFileDescriptors:
+    the unit's stdin is `socket_fd`, and the relay runs first, with `python -I -S`."""
+
+    python: str
+    script: str
+    socket_fd: int
+
+
+class Session(NamedTuple):
+    """What a running client adds to a plan. fds are the client's own descriptors."""
+
+    stdio_fds: tuple[int, int, int] = (0, 1, 2)  # the unit's stdin, stdout, stderr
+    tty_path: str | None = None  # the pty whose peer is in stdio_fds (Stdio.PTY)
+    lifeline_fd: int | None = None  # read end of the lifeline pipe; None: no lifeline
+    cat: str = "/usr/bin/cat"  # the lifeline's program
+    manager_version: int | None = None  # None: the newest systemd
+    relay: Relay | None = None  # secret fds through the relay instead of the properties
+
+
+class TransientUnit(NamedTuple):
+    """One unit of a StartTransientUnit call. A property of signature 'h' holds an fd
+    number, 'a(hs)' (fd, name) pairs: systemd_bus turns them into the message's fds."""
+
+    name: str
+    properties: tuple[UnitProperty, ...]
+
+
+class StartCall(NamedTuple):
+    service: TransientUnit
+    aux: tuple[TransientUnit, ...] = ()
+
+    @property
+    def fd_count(self) -> int:
+        """How many fds the message carries (one D-Bus message takes at most 16)."""
+        count = 0
+        for unit in (self.service, *self.aux):
+            for prop in unit.properties:
+                if prop.signature == "h":
+                    count += 1
+                elif prop.signature == "a(hs)" and isinstance(prop.value, list):
+                    count += len(prop.value)
+        return count
+
+
+def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]:
+    """Every property of the service unit, in the order systemd-run would send them."""
+    properties = [
+        UnitProperty("Description", "s", plan.description),
+        UnitProperty("AddRef", "b", True),  # systemd-run --wait
+        UnitProperty("CollectMode", "s", "inactive-or-failed"),  # --collect
+    ]
+    for assignment in plan.assignments:
+        properties.extend(assignment.properties)
+    environment = environment_for(plan, session.manager_version)
+    if environment:
+        properties.append(UnitProperty("Environment", "as", environment))
+    relay = session.relay
+    if plan.open_files and relay is None:
+        entries = [[f.path, f.name, f.flag_bits] for f in plan.open_files]
+        properties.append(UnitProperty("OpenFile", "a(sst)", entries))
+    if plan.pass_fds and relay is None:
+        properties.append(
+            UnitProperty("ExtraFileDescriptors", "a(hs)", [[p.fd, p.name] for p in plan.pass_fds])
+        )
+    stdin, stdout, stderr = session.stdio_fds
+    if relay is not None:
+        stdin = relay.socket_fd  # the real stdin travels to the relay with the secrets
+    properties += [
+        UnitProperty("StandardInputFileDescriptor", "h", stdin),
+        UnitProperty("StandardOutputFileDescriptor", "h", stdout),
+        UnitProperty("StandardErrorFileDescriptor", "h", stderr),
+    ]
+    if session.tty_path is not None:
+        properties.append(UnitProperty("TTYPath", "s", session.tty_path))
+    # ExecStartEx with no-env-expand: arguments reach the command verbatim ($$, $HOME).
+    argv = list(plan.argv)
+    if relay is not None:
+        argv = [relay.python, "-I", "-S", relay.script, "--", *argv]
+    properties.append(UnitProperty("ExecStartEx", "a(sasas)", [[argv[0], argv, ["no-env-expand"]]]))
+    if session.lifeline_fd is not None:
+        # BindsTo: when the lifeline stops (the client is gone), so does the service.
+        properties.append(UnitProperty("BindsTo", "as", [lifeline_unit_name(plan.unit)]))
+    return properties
+
+
+def session_class_for(klass: str, version: int | None) -> str:
+    """A pam_systemd session class the manager knows: before 256 there are no light
+    classes and no user-early (pam_systemd 252 fails the session, and the unit hangs)."""
+    if version is None or version >= LIGHT_SESSION_CLASSES_SINCE:
+        return klass
+    klass = klass.removesuffix("-light")
+    return "user" if klass == "user-early" else klass
+
+
+def environment_for(plan: LaunchPlan, version: int | None) -> list[str]:
+    return [
+        f"{name}={session_class_for(value, version) if name == 'XDG_SESSION_CLASS' else value}"
+        for name, value in plan.environment
+    ]
+
+
+def lifeline_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]:
+    """A `cat` reading a pipe only the client writes to: it ends when the client does."""
+    assert session.lifeline_fd is not None
+    properties = [
+        UnitProperty("Description", "s", f"runas-podman lifeline of {plan.unit}"),
+        UnitProperty("Type", "s", "simple"),  # nothing waits for cat to exec
+        UnitProperty("CollectMode", "s", "inactive-or-failed"),
+        UnitProperty("StandardInputFileDescriptor", "h", session.lifeline_fd),
+        UnitProperty("StandardOutput", "s", "null"),
+        UnitProperty("StandardError", "s", "null"),
+        UnitProperty("NoNewPrivileges", "b", True),
+        UnitProperty("ExecStart", "a(sasb)", [[session.cat, [session.cat], False]]),
+    ]
+    if plan.manager is Manager.SYSTEM:  # no need for root to read a pipe
+        properties.append(UnitProperty("User", "s", plan.user.name))
+    return properties
+
+
+def start_call(plan: LaunchPlan, session: Session) -> StartCall:
+    """The whole StartTransientUnit call: the service, and its lifeline in the same call
+    (one polkit authorization for both)."""
+    service = TransientUnit(plan.unit, tuple(service_properties(plan, session)))
+    check_unit(*service)  # the gate, again: what the session added (TTYPath=) included
+    if session.lifeline_fd is None:
+        return StartCall(service)
+    lifeline = TransientUnit(
+        lifeline_unit_name(plan.unit), tuple(lifeline_properties(plan, session))
+    )
+    check_unit(*lifeline)
+    return StartCall(service, (lifeline,))
+
+
+# --- the same unit as a systemd-run command line ------------------------------------------
+
+
+def systemd_run_argv(plan: LaunchPlan, version: int | None = None) -> list[str]:
+    """The systemd-run invocation that starts the same service (without the lifeline),
+    for a systemd-run (and manager) of `version` (None: the newest)."""
+    argv = ["systemd-run"]
+    if plan.manager is Manager.USER:
+        argv += [f"--machine={plan.user.name}@", "--user"]
+    stdio = "--pty" if plan.stdio is Stdio.PTY else "--pipe"
+    argv += [
+        f"--unit={plan.unit}",
+        f"--description={plan.description}",
+        "--wait", stdio, "--quiet", "--collect",
+    ]  # fmt: skip
+    command = list(plan.argv)
+    if version is None or version >= EXPAND_ENVIRONMENT_OPTION_SINCE:
+        argv.append("--expand-environment=no")
+    else:  # no such option: "$$" is systemd's own escape for a verbatim "$"
+        command = [arg.replace("$", "$$") for arg in command]
+    argv += [f"--property={assignment.text}" for assignment in plan.assignments]
+    argv += [f"--setenv={entry}" for entry in environment_for(plan, version)]
+    argv += [f"--property=OpenFile={f.assignment}" for f in plan.open_files]
+    argv += ["--", *command]
+    return argv
+
+
+def needs_relay(plan: LaunchPlan, version: int | None) -> bool:
+    """Whether the manager lacks a property the plan's secret fds need (fdrelay.py)."""
+    return version is not None and any(version < since for _f, since in plan.required_systemd())
+
+
+def systemd_run_command(plan: LaunchPlan, version: int | None = None) -> str:
+    if plan.open_files and needs_relay(plan, version):
+        raise UsageError(
+            f"--open-file cannot be written as a systemd-run line for systemd {version} "
+            f"(OpenFile= needs {OPEN_FILE_SINCE}); runas-podman itself passes the files "
+            "through its fd relay: run it without --dry-run"
+        )
+    command = shell_join(systemd_run_argv(plan, version))
+    if plan.pass_fds:
+        # ExtraFileDescriptors cannot be given to systemd-run: say so where it shows.
+        passed = " ".join(f"{p.fd}:{p.name}" for p in plan.pass_fds)
+        command += f"  # without --pass-fd {passed}: systemd-run cannot pass fds"
+    return command

@@ -1,0 +1,62 @@
+"""A `runas` request resolved on this host: the target user, group and command looked up
+(host.lookup), then core.elevate's plan. Shared by the CLI and the root broker, which
+both start from an ElevateRequest."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from runas_podman.core.elevate import (
+    EMPOWER_GROUP,
+    Caller,
+    ElevateOptions,
+    ElevateRequest,
+    build_elevate_plan,
+    check_conflicts,
+    tint_hue,
+)
+from runas_podman.core.model import LaunchPlan
+from runas_podman.core.plan import service_unit_name
+from runas_podman.host.lookup import executable, group_exists, group_name, service_user
+
+
+def resolve_elevation(request: ElevateRequest, caller: Caller) -> tuple[LaunchPlan, int]:
+    """The plan and tint hue of a `runas` request: its names resolved on this system."""
+    user_given = request.user is not None
+    # -u, else the caller for --empower (run0 >= 259 empowers -u USER too), else root. An
+    # empty -u is refused (checked_identity), never read as "not given".
+    if request.user is not None:
+        target_name = request.user
+    else:
+        target_name = caller.name if request.empower else "root"
+    group = group_name(request.group) if request.group is not None else None
+    empower_group = request.empower and group_exists(EMPOWER_GROUP)
+    options = ElevateOptions(
+        command=request.command,
+        group=group,
+        chdir=request.chdir,
+        login=request.login,
+        via_shell=request.via_shell,
+        setenv=request.setenv,
+        preserve_env=request.preserve_env,
+        properties=request.properties,
+        unit=service_unit_name(request.unit, prefix="runas-"),
+        description=request.description,
+        slice=request.slice,
+        slice_inherit=request.slice_inherit,
+        nice=request.nice,
+        stdio=request.stdio,
+        background=request.background,
+        shell_prompt_prefix=request.shell_prompt_prefix,
+        lightweight=request.lightweight,
+        empower=request.empower,
+        empower_group_exists=empower_group,
+        user_given=user_given,
+    )
+    check_conflicts(options)
+    target = service_user(target_name)
+    if request.command and not (request.via_shell or request.login):
+        path = executable(request.command[0])
+        options = dataclasses.replace(options, command=(path, *request.command[1:]))
+    plan = build_elevate_plan(options, caller, target)
+    return plan, tint_hue(target.uid == 0, options.empower)
