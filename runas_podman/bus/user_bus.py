@@ -97,19 +97,27 @@ async def ensure_user_manager(system: SystemdBus, user: ServiceUser) -> bool:
     return done is not None
 
 
-async def connect_user_manager(user: ServiceUser) -> SystemdBus:
-    """Connect to USER's service manager, starting it first if needed; only root or USER."""
-    check_may_use(user)
+async def connect_user_manager(user: ServiceUser, launch: bool = True) -> SystemdBus:
+    """Connect to USER's service manager, starting it first if needed; only root or USER
+    (LAUNCH: for a unit of --via user; else for the podman API or Quadlets)."""
+    check_may_use(user, launch)
     async with connected(SystemdBus.connect_system()) as system:
         await ensure_user_manager(system, user)
     return await open_user_bus(user)
 
 
-def check_may_use(user: ServiceUser) -> None:
+def check_may_use(user: ServiceUser, launch: bool = True) -> None:
+    """Only root or USER reach USER's manager. LAUNCH: for a unit (--via user, where the
+    system manager is the way for others), else for its podman API or Quadlets."""
     if os.geteuid() not in (0, user.uid):
+        if launch:
+            raise RunasError(
+                f"only root or {user.name} may use {user.name}'s service manager (--via "
+                "user); use --via system, or run as root"
+            )
         raise RunasError(
-            f"only root or {user.name} may use {user.name}'s service manager (--via user); "
-            "use --via system, or run as root"
+            f"only root or {user.name} may use {user.name}'s service manager (its podman "
+            "API, its Quadlets): run this as root"
         )
 
 

@@ -14,7 +14,14 @@ import click
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
-from runas_podman.core.errors import EXIT_LAUNCHER, EXIT_USAGE, BusCallError, RunasError, one_line
+from runas_podman.core.errors import (
+    EXIT_LAUNCHER,
+    EXIT_USAGE,
+    BusCallError,
+    RunasError,
+    one_line,
+    shell_join,
+)
 
 
 class AsciiInt(click.ParamType):  # type: ignore[type-arg]
@@ -91,6 +98,10 @@ def run_cli(
     fill_closed_stdio()
     try:
         status = command.main(args=argv, prog_name=prog, standalone_mode=False)
+    except click.NoSuchOption as error:
+        hint = after_dashes_hint(error, prog, sys.argv[1:] if argv is None else list(argv))
+        fail(prog, f"{error.format_message()} {hint or f'(see {prog} --help)'}",
+             failure_status or EXIT_USAGE)  # fmt: skip
     except click.UsageError as error:
         if type(error).__name__ == "NoArgsIsHelpError":  # click >= 8.2: the help as an error
             fail(prog, f"missing command (see {prog} --help)", failure_status or EXIT_USAGE)
@@ -110,6 +121,21 @@ def run_cli(
         fail(prog, "interrupted", 130)
     exit_quickly()
     sys.exit(status if isinstance(status, int) else 0)
+
+
+# Commands whose own options follow ours: an unknown option there is likely podman's.
+PASS_THROUGH = {"podman": "podman's"}  # (exec: its command starts at its first argument)
+
+
+def after_dashes_hint(error: click.NoSuchOption, prog: str, args: Sequence[str]) -> str | None:
+    """For `runas-podman podman -u U -v`: the line with `--` before the option, where
+    podman's own options go (a command that works as printed), or None."""
+    name = error.ctx.command.name if error.ctx is not None else None
+    if name not in PASS_THROUGH or error.option_name not in args:
+        return None
+    at = list(args).index(error.option_name)
+    line = shell_join([prog, *args[:at], "--", *args[at:]])
+    return f"({PASS_THROUGH[name]} own options go after --: {line})"
 
 
 def exit_quickly() -> None:

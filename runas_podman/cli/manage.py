@@ -14,6 +14,7 @@ from runas_podman.cli.common import AsciiInt, lazy_completion
 from runas_podman.core.errors import RunasError
 
 if TYPE_CHECKING:
+    from runas_podman.bus.systemd_bus import SystemdBus
     from runas_podman.core.model import ServiceUser
 
 
@@ -172,28 +173,58 @@ def quadlet() -> None:
     """Install and drive USER's Quadlets (~/.config/containers/systemd/)."""
 
 
+def user_journal(user: ServiceUser, unit: str) -> str:
+    """The command that shows UNIT's lines of USER's manager, as root (journalctl's
+    --user -M USER@ needs a machine root cannot name: the fields work everywhere)."""
+    return f"journalctl _SYSTEMD_USER_UNIT={unit} _UID={user.uid} -n 20 --no-pager"
+
+
+# What each job leaves a unit in when it did what was asked (a oneshot that ran to
+# completion is inactive after its start; one that failed is failed).
+ASKED_STATE = {"StartUnit": ("active", "inactive"), "RestartUnit": ("active", "inactive"),
+               "StopUnit": ("inactive",)}  # fmt: skip
+
+
 async def _user_manager_jobs(user: ServiceUser, method: str, units: list[str]) -> list[str]:
     from runas_podman.bus.systemd_bus import connected
     from runas_podman.bus.user_bus import connect_user_manager
 
-    async with connected(connect_user_manager(user)) as bus:
+    async with connected(connect_user_manager(user, launch=False)) as bus:
         results = []
         for unit in units:
             done = await bus.run_job(method, unit)
             if done.result != "done":
                 raise RunasError(
-                    f"{unit} of {user.name}: {method} {done.result}: "
-                    f"journalctl --user -M {user.name}@ -u {unit}"
+                    f"{unit} of {user.name}: {method} {done.result}: {user_journal(user, unit)}"
                 )
-            results.append(f"{unit}: {await bus.unit_state(unit)}")
+            state = await bus.unit_state(unit)
+            if method != "StopUnit":
+                state = await _settled(bus, unit, state)
+            results.append(f"{unit}: {state}")
         return results
+
+
+# A started unit must stay up this long to count as started: a Quadlet container is
+# "active" once conmon has it running, and may die a moment later (issue 22).
+SETTLE_SECONDS = 2.0
+
+
+async def _settled(bus: SystemdBus, unit: str, state: str) -> str:
+    """UNIT's state once it has stayed active for SETTLE_SECONDS, or the one it fell to."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
+    while state == "active" and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        state = await bus.unit_state(unit)
+    return state
 
 
 async def _reload(user: ServiceUser) -> None:
     from runas_podman.bus.systemd_bus import connected
     from runas_podman.bus.user_bus import connect_user_manager
 
-    async with connected(connect_user_manager(user)) as bus:
+    async with connected(connect_user_manager(user, launch=False)) as bus:
         await bus.reload()
 
 
@@ -201,7 +232,7 @@ async def _states(user: ServiceUser, units: list[str]) -> dict[str, str]:
     from runas_podman.bus.systemd_bus import connected
     from runas_podman.bus.user_bus import connect_user_manager
 
-    async with connected(connect_user_manager(user)) as bus:
+    async with connected(connect_user_manager(user, launch=False)) as bus:
         return {unit: await bus.unit_state(unit) for unit in units}
 
 
@@ -277,9 +308,14 @@ def _drive(method: str, user: str, names: tuple[str, ...]) -> int:
     target = _user(user)
     # A file's main unit is the first the generator names (a .pod's is NAME-pod.service).
     units = [us[0] for _f, us in quadlets.resolve(target, names) if us]
+    status = 0
     for line in _run(_user_manager_jobs(target, method, units)):
+        unit, _, state = line.partition(": ")
+        if state not in ASKED_STATE[method]:  # e.g. a container that died at once: failed
+            line += f" (not {' or '.join(ASKED_STATE[method])}: {user_journal(target, unit)})"
+            status = 1
         click.echo(line)
-    return 0
+    return status
 
 
 @quadlet.command("start")

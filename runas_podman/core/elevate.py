@@ -86,7 +86,7 @@ class ElevateRequest:
 
 @dataclass(frozen=True)
 class ElevateOptions:
-    """An ElevateRequest with its names resolved (lookup.resolve_elevation)."""
+    """An ElevateRequest with its names resolved (run.resolve.resolve_elevation)."""
 
     command: tuple[str, ...] = ()
     group: str | None = None

@@ -8,7 +8,14 @@ import pwd
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from runas_podman.core.errors import EXIT_NOT_FOUND, RunasError, UsageError, is_utf8, shown
+from runas_podman.core.errors import (
+    EXIT_NOT_FOUND,
+    RunasError,
+    UsageError,
+    is_utf8,
+    shell_join,
+    shown,
+)
 from runas_podman.core.model import UNIT_SEARCH_PATH, ServiceUser
 
 if TYPE_CHECKING:
@@ -50,8 +57,9 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def service_user(name_or_uid: str, what: str = "user") -> ServiceUser:
-    """The account `name_or_uid` names (a numeric value is a uid), or a usage error."""
+def service_user(name_or_uid: str, what: str = "user", setup_hint: bool = True) -> ServiceUser:
+    """The account `name_or_uid` names (a numeric value is a uid), or a usage error
+    (`setup_hint`: it names the command that makes a service user, as the docs do)."""
     checked_identity(name_or_uid, what)
     numeric = _is_number(name_or_uid)
     try:
@@ -61,10 +69,9 @@ def service_user(name_or_uid: str, what: str = "user") -> ServiceUser:
             raise UsageError(
                 f"unknown {what} {shown(name_or_uid)}: no account has uid {name_or_uid}"
             ) from None
-        raise UsageError(
-            f"unknown {what} {shown(name_or_uid)}: no such account (create it first, e.g. "
-            f"useradd --system --create-home {name_or_uid})"
-        ) from None
+        create = shell_join(["runas-podman", "setup", "-u", name_or_uid, "--create"])
+        hint = f"create it first: {create}" if setup_hint else "see getent passwd"
+        raise UsageError(f"unknown {what} {shown(name_or_uid)}: no such account ({hint})") from None
     try:
         group = grp.getgrgid(entry.pw_gid).gr_name
     except KeyError:

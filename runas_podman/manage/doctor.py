@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import stat
 import subprocess
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,6 +28,8 @@ from runas_podman.host.hints import install_hint
 from runas_podman.host.lookup import is_executable_file, resolve_executable
 
 RUN0_SINCE = 256
+# Where a user manager's units come from (the package's dbus.socket among them).
+USER_UNIT_DIRS = ("/usr/lib/systemd/user", "/lib/systemd/user", "/etc/systemd/user")
 MIN_SYSTEMD = 252
 SELINUX_MODULE = "runas_podman"
 
@@ -82,20 +86,18 @@ def run_checks(name: str) -> list[Check]:
         Check("linger", "warn", "disabled: the user's manager stops when its last session ends",
               f"loginctl enable-linger {user.name}")
     )  # fmt: skip
-    checks += asyncio.run(_systemd_checks(user, setup))
-    runtime = user.runtime_dir
-    checks.append(
-        Check("runtime dir", "ok", f"{runtime} exists") if os.path.isdir(runtime) else
-        Check("runtime dir", "fail", f"{runtime} is missing (XDG_RUNTIME_DIR for rootless podman)",
-              f"systemctl start {user.user_manager_unit}")
-    )  # fmt: skip
-    bus = f"{runtime}/bus"
-    checks.append(
-        Check("user bus", "ok", f"{bus}") if os.path.exists(bus) else
-        Check("user bus", "fail", f"{bus} is missing: no D-Bus for the user's manager",
-              f"{install_hint('dbus-user-session')}, then restart user@UID.service")
-    )  # fmt: skip
-    checks += _podman_checks(user, setup)
+    systemd = asyncio.run(_systemd_checks(user, setup))
+    checks += systemd
+    manager_up = any(c.check == user.user_manager_unit and c.status == "ok" for c in systemd)
+    if os.geteuid() not in (0, user.uid):
+        # /run/user/UID is the user's alone (0700): another user cannot look inside.
+        checks += [Check(name, "warn", f"{user.runtime_dir} is {user.name}'s alone: run doctor "
+                         "as root (or as the user) for this check")
+                   for name in ("runtime dir", "user bus", "podman API")]  # fmt: skip
+        checks += _podman_checks(user, setup, api=False)
+    else:
+        checks += _runtime_checks(user, manager_up)
+        checks += _podman_checks(user, setup)
     checks.append(_polkit_check())
     checks.append(
         Check("pam", "ok", f"{PAM_FILE} installed") if os.path.exists(PAM_FILE) else
@@ -103,6 +105,34 @@ def run_checks(name: str) -> list[Check]:
               "runas-podman install-pam")
     )  # fmt: skip
     checks.append(_selinux_check())
+    return checks
+
+
+def _runtime_checks(user: ServiceUser, manager_up: bool) -> list[Check]:
+    """/run/user/UID and the user's bus, each with the fix for what is actually wrong:
+    a manager that is not running, or a bus nothing provides."""
+    start = f"systemctl start {user.user_manager_unit}"
+    runtime = user.runtime_dir
+    checks = [
+        Check("runtime dir", "ok", f"{runtime} exists") if os.path.isdir(runtime) else
+        Check("runtime dir", "fail", f"{runtime} is missing (XDG_RUNTIME_DIR for rootless podman)",
+              start)
+    ]  # fmt: skip
+    bus = f"{runtime}/bus"
+    if os.path.exists(bus):
+        checks.append(Check("user bus", "ok", bus))
+    elif not manager_up:
+        checks.append(Check("user bus", "fail", f"{bus} is missing: {user.user_manager_unit} "
+                            "is not running", start))  # fmt: skip
+    elif not any(os.path.exists(f"{d}/dbus.socket") for d in USER_UNIT_DIRS):
+        checks.append(Check("user bus", "fail", f"{bus} is missing: nothing provides a user "
+                            "bus (dbus-user-session)",
+                            f"{install_hint('dbus-user-session')}, then systemctl restart "
+                            f"{user.user_manager_unit}"))  # fmt: skip
+    else:
+        checks.append(Check("user bus", "fail", f"{bus} is missing although "
+                            f"{user.user_manager_unit} runs and dbus.socket is installed",
+                            f"systemctl restart {user.user_manager_unit}"))  # fmt: skip
     return checks
 
 
@@ -132,14 +162,23 @@ async def _systemd_checks(user: ServiceUser, setup: str) -> list[Check]:
     return checks
 
 
-def _podman_checks(user: ServiceUser, setup: str) -> list[Check]:
+def _podman_checks(user: ServiceUser, setup: str, api: bool = True) -> list[Check]:
     podman = resolve_executable("podman", is_executable_file)  # where launches look
     if podman is None:
-        return [Check("podman", "fail", "not installed", install_hint("podman", "uidmap"))]
+        present = resolve_executable("podman", os.path.isfile)
+        if present is None:
+            return [Check("podman", "fail", "not installed", install_hint("podman", "uidmap"))]
+        st = os.stat(present)
+        return [Check("podman", "fail", f"{present} is there but cannot be executed (mode "
+                      f"{stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid})",
+                      f"chmod 755 {present}")]  # fmt: skip
     result = subprocess.run([podman, "--version"], capture_output=True, text=True)
     checks = [Check("podman", "ok", f"{result.stdout.strip()} ({podman})")]
     checks.append(_network_check(parse_systemd_version(result.stdout)))  # "podman version 5.4.2"
+    checks.append(_quadlet_check(result.stdout))
     checks.append(_cgroup_check(user))
+    if not api:
+        return checks
     from runas_podman.manage.podman_api import socket_path
 
     path = socket_path(user)
@@ -167,6 +206,20 @@ def _podman_checks(user: ServiceUser, setup: str) -> list[Check]:
         f"cgroups {host.get('cgroupVersion')} ({host.get('cgroupManager')})",
     ))  # fmt: skip
     return checks
+
+
+def _quadlet_check(version_line: str) -> Check:
+    """Quadlets need podman 4.4 (its systemd generator): a fact a playbook can branch on."""
+    from runas_podman.manage.quadlet import QUADLET_SINCE
+
+    match = re.search(r"(\d+)\.(\d+)", version_line)
+    version = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    shown = ".".join(map(str, version))
+    if version >= QUADLET_SINCE:
+        return Check("quadlet", "ok", f"podman {shown} has Quadlet")
+    return Check("quadlet", "warn", f"podman {shown} has no Quadlet (needs "
+                 f"{'.'.join(map(str, QUADLET_SINCE))}): quadlet commands are refused",
+                 install_hint("podman"))  # fmt: skip
 
 
 def _network_check(podman_major: int) -> Check:

@@ -45,7 +45,7 @@ async def _start_socket(user: ServiceUser) -> None:
     from runas_podman.bus.systemd_bus import connected
     from runas_podman.bus.user_bus import connect_user_manager
 
-    async with connected(connect_user_manager(user)) as bus:
+    async with connected(connect_user_manager(user, launch=False)) as bus:
         try:
             done = await bus.run_job("StartUnit", "podman.socket")
         except BusCallError as error:

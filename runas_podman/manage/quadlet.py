@@ -292,7 +292,7 @@ async def _reload(user: ServiceUser) -> None:
     from runas_podman.bus.systemd_bus import connected
     from runas_podman.bus.user_bus import connect_user_manager
 
-    async with connected(connect_user_manager(user)) as bus:
+    async with connected(connect_user_manager(user, launch=False)) as bus:
         await bus.reload()
 
 

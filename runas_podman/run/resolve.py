@@ -54,7 +54,7 @@ def resolve_elevation(request: ElevateRequest, caller: Caller) -> tuple[LaunchPl
         user_given=user_given,
     )
     check_conflicts(options)
-    target = service_user(target_name)
+    target = service_user(target_name, setup_hint=False)  # runas: any account, not made here
     if request.command and not (request.via_shell or request.login):
         path = executable(request.command[0])
         options = dataclasses.replace(options, command=(path, *request.command[1:]))

@@ -237,3 +237,40 @@ def test_bad_input_is_refused_before_podman_installs_anything(clean_quadlets: Te
                 assert set(podmans_own_list(tb)) == {"web.container"}
     finally:
         sh(tb, "rm -f /run/web.container /run/bad.container /run/open.container /tmp/rp-secret")
+
+
+DIES = """\
+[Container]
+Image=localhost/busybox
+Exec=sh -c 'echo dying-now; exit 3'
+Network=none
+
+[Service]
+Restart=no
+"""
+
+
+def test_a_container_that_dies_at_once_fails_start_and_names_its_journal(
+    clean_quadlets: Testbed,
+) -> None:
+    """issue 22: `quadlet start` said `active`, exit 0, for a container that died at once;
+    stopping a failed unit said `failed`, exit 0. Now neither is 0, and the journal
+    command printed is one that works as root, as printed."""
+    if refused_for_old_podman(clean_quadlets):
+        return
+    tb = clean_quadlets
+    tb.check(["sh", "-c", "mkdir -p /root/q && cat > /root/q/dies.container"], input=DIES)
+    try:
+        assert quadlet(tb, "install", "/root/q/dies.container").returncode == 0
+        started = quadlet(tb, "start", "dies")
+        assert started.returncode != 0, started.stdout + started.stderr
+        said = started.stdout + started.stderr
+        hint = re.search(r"(journalctl _SYSTEMD_USER_UNIT=dies\.service _UID=1000 [^)\n]*)", said)
+        assert hint is not None, said
+        journal = tb.run(["sh", "-c", hint.group(1)])
+        assert journal.returncode == 0 and "dying-now" in journal.stdout, journal.stdout
+        stopped = quadlet(tb, "stop", "dies")  # a failed unit stays failed: not what was asked
+        assert stopped.returncode == 1, stopped.stdout + stopped.stderr
+        assert stopped.stdout.startswith("dies.service: failed (not inactive: journalctl ")
+    finally:
+        tb.run(["rm", "-rf", "/root/q"])
