@@ -1,20 +1,7 @@
-"""The wheel+PAM path of `runas`: a root broker authenticates the caller, then starts the unit.
-
-For systems without polkit, or for `runas -S`. The broker is socket-activated
-(`runas-broker.socket`, Accept=yes: one root process per connection). Authentication
-and authorization happen there, never in the caller's process:
-
-- who the caller is comes from the socket's peer credentials (SO_PEERCRED), its working
-  directory and slice from /proc/PID, never from the request;
-- the caller must be in group `wheel`, and must give its own password, which the broker
-  checks with PAM (service `runas`, three tries, pam_unix's delay on each failure);
-- the request (command and options) goes through the same plan builder as the CLI.
-
-Protocol: one JSON object per line. The client sends its request with its three stdio
-fds (or a pty peer three times) attached; the broker may answer {"prompt": ...} (the
-client replies {"password": ...}), then {"started": true}, then {"status": N}, or
-{"error": "..."} at any point. If the client goes away, the broker ends the lifeline and
-the unit stops.
+"""The root broker's client side (`runas --via-broker`, `-S`, or no polkit): send the
+typed request with the stdio fds (a pty's peer for those that are terminals), answer the
+password prompts or let pkttyagent answer polkit's, forward the pty until the broker
+reports the status. Without systemd, root runs the plan itself (elevate_native).
 """
 
 from __future__ import annotations

@@ -1,20 +1,15 @@
-"""The wheel+PAM path of `runas`: a root broker authenticates the caller, then starts the unit.
+"""The root broker's server: one connection, from who asks to the status.
 
-For systems without polkit, or for `runas -S`. The broker is socket-activated
-(`runas-broker.socket`, Accept=yes: one root process per connection). Authentication
-and authorization happen there, never in the caller's process:
-
-- who the caller is comes from the socket's peer credentials (SO_PEERCRED), its working
-  directory and slice from /proc/PID, never from the request;
-- the caller must be in group `wheel`, and must give its own password, which the broker
-  checks with PAM (service `runas`, three tries, pam_unix's delay on each failure);
-- the request (command and options) goes through the same plan builder as the CLI.
-
-Protocol: one JSON object per line. The client sends its request with its three stdio
-fds (or a pty peer three times) attached; the broker may answer {"prompt": ...} (the
-client replies {"password": ...}), then {"started": true}, then {"status": N}, or
-{"error": "..."} at any point. If the client goes away, the broker ends the lifeline and
-the unit stops.
+Socket-activated (`runas-broker.socket`, Accept=yes: one root process per connection;
+`python -m runas_podman.broker`) or forked by `broker --listen`. Everything about the
+caller comes from the kernel, never from the request: SO_PEERCRED, /proc/PID read once
+and checked against SO_PEERPIDFD, the terminal from the received fds. The request goes
+through the same plan builder as the CLI (run.resolve); then either polkit's
+org.runas_podman.run with the plan's details (authorize: per request, never from a
+temporary authorization polkit keeps per process), or wheel membership and the
+caller's password through PAM; then the very plan checked runs with the client's fds.
+Bounded for everyone: a deadline per request, per answer and per polkit check, and a
+number of connections per uid (take_slot).
 """
 
 from __future__ import annotations
