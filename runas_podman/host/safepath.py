@@ -26,6 +26,10 @@ import os
 import stat
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runas_podman.core.model import OpenFile
 
 MAX_SYMLINKS = 40  # as the kernel's path walk
 
@@ -151,6 +155,26 @@ def _walk(path: str, trusted_uids: Collection[int], open_flags: int | None) -> t
     finally:
         with contextlib.suppress(OSError):
             os.close(directory)
+
+
+def open_for_root(open_file: OpenFile, fix: str) -> int | None:
+    """An --open-file path opened here as root would be for the caller (the fd relay, the
+    native backend): by open_trusted, for root and the caller only; None for a missing
+    file with the graceful flag; else RunasError, one line, ending in FIX."""
+    from runas_podman.core.errors import RunasError
+
+    try:
+        return open_trusted(open_file.path, open_file.open_flags, {0, os.geteuid()})
+    except NotTrusted as error:
+        raise RunasError(
+            f"--open-file {open_file.path}: {error}, so root might open another file"
+        ) from None
+    except OSError as error:
+        if "graceful" in open_file.flags:
+            return None
+        raise RunasError(
+            f"could not open an --open-file path ({open_file.path}): {error.strerror}; {fix}"
+        ) from None
 
 
 def fuse_devices(mountinfo: str = "/proc/self/mountinfo") -> frozenset[int]:

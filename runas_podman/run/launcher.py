@@ -101,29 +101,25 @@ class FdRelay:
 
     def _open(self, open_file: OpenFile) -> int | None:
         from runas_podman.host.privileges import open_as
-        from runas_podman.host.safepath import NotTrusted, open_trusted
+        from runas_podman.host.safepath import open_for_root
 
-        flags = open_file.open_flags
-        try:
-            if self.plan.manager is Manager.USER:
-                # As the user, who may open what it likes; O_NONBLOCK: a FIFO never blocks.
-                fd = open_as(self.plan.user, open_file.path, flags | os.O_NONBLOCK)
-                os.set_blocking(fd, True)
-                return fd
-            return open_trusted(open_file.path, flags, {0, os.geteuid()})
-        except NotTrusted as error:
-            raise RunasError(
-                f"--open-file {open_file.path}: {error}, so root might open another file"
-            ) from None
+        fix = (
+            "check that it exists and that the manager may open it (a file the user may only "
+            "read needs the read-only flag, PATH:NAME:read-only), or add graceful to skip a "
+            "missing one"
+        )
+        if self.plan.manager is not Manager.USER:
+            return open_for_root(open_file, fix)
+        try:  # as the user, who may open what it likes; O_NONBLOCK: a FIFO never blocks
+            fd = open_as(self.plan.user, open_file.path, open_file.open_flags | os.O_NONBLOCK)
         except OSError as error:
             if "graceful" in open_file.flags:
                 return None
             raise RunasError(
-                f"could not open an --open-file path ({open_file.path}): {error.strerror}; "
-                "check that it exists and that the manager may open it (a file the user may "
-                "only read needs the read-only flag, PATH:NAME:read-only), or add graceful to "
-                "skip a missing one"
+                f"could not open an --open-file path ({open_file.path}): {error.strerror}; {fix}"
             ) from None
+        os.set_blocking(fd, True)
+        return fd
 
     def spec(self) -> Relay:
         return Relay(sys.executable, self.script, self.unit_end.fileno())

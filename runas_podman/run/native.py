@@ -53,7 +53,7 @@ from runas_podman.core.native_plan import (
     service_environment,
     working_directory,
 )
-from runas_podman.host.safepath import NotTrusted, open_trusted
+from runas_podman.host.safepath import open_for_root
 from runas_podman.run.signals import TERMINATING_SIGNALS
 
 if TYPE_CHECKING:
@@ -239,20 +239,11 @@ def open_fds(plan: LaunchPlan) -> tuple[list[int], list[str]]:
             fds.append(fcntl.fcntl(passed.fd, fcntl.F_DUPFD_CLOEXEC, 3))
             names.append(passed.name)
         for open_file in plan.open_files:
-            try:
-                fds.append(open_trusted(open_file.path, open_file.open_flags, {0, os.geteuid()}))
-            except NotTrusted as error:
-                raise RunasError(
-                    f"--open-file {open_file.path}: {error}, so root might open another file"
-                ) from None
-            except OSError as error:
-                if "graceful" in open_file.flags:
-                    continue
-                raise RunasError(
-                    f"could not open an --open-file path ({open_file.path}): {error.strerror}; "
-                    "check that it exists, or add graceful to skip a missing one"
-                ) from None
-            names.append(open_file.name)
+            fd = open_for_root(open_file, "check that it exists, or add graceful to skip a "
+                               "missing one")  # fmt: skip
+            if fd is not None:
+                fds.append(fd)
+                names.append(open_file.name)
     except BaseException:
         for fd in fds:
             os.close(fd)
