@@ -27,7 +27,7 @@ from runas_podman.broker.protocol import (
 from runas_podman.core.elevate import Caller, ElevateRequest
 from runas_podman.core.errors import RunasError
 from runas_podman.core.model import Stdio
-from runas_podman.run.signals import on_terminating_signals, remove_signal_handlers, set_once
+from runas_podman.run.signals import on_terminating_signals, release, set_once
 
 if TYPE_CHECKING:
     from runas_podman.core.model import LaunchPlan
@@ -58,9 +58,17 @@ class BrokerCall:
 def run_through_broker(
     options: ElevateRequest, caller: Caller, terminal: Terminal, call: BrokerCall
 ) -> int:
-    """The client side: send the request with our stdio (or a pty's peer), answer the
-    password prompts (or let pkttyagent answer polkit's), then forward the pty until the
-    broker reports the status."""
+    """broker_session() in a loop of its own, for callers that have none."""
+    return asyncio.run(broker_session(options, caller, terminal, call))
+
+
+async def broker_session(
+    options: ElevateRequest, caller: Caller, terminal: Terminal, call: BrokerCall,
+    stdio: tuple[int, int, int] = (0, 1, 2),
+) -> int:  # fmt: skip
+    """The client side: send the request with the caller's stdio (or a pty's peer), answer
+    the password prompts (or let pkttyagent answer polkit's), then forward the pty until
+    the broker reports the status. The prompts block the loop: they wait for a person."""
     from runas_podman.run.polkit_agent import close_agent, open_agent
     from runas_podman.run.ptyfwd import PtyForwarder
 
@@ -75,7 +83,9 @@ def run_through_broker(
             + (", or use polkit (without -S)" if call.password_from_stdin else "")
         ) from None
     pty = options.stdio is Stdio.PTY and call.action is BrokerAction.RUN
-    forwarder = PtyForwarder(terminal.tint, terminal.title, terminal.through) if pty else None
+    forwarder = (
+        PtyForwarder(terminal.tint, terminal.title, terminal.through, stdio) if pty else None
+    )
     polkit = call.authentication is Authentication.POLKIT
     agent = open_agent() if polkit and call.interactive else None
     stdin_read = False
@@ -89,7 +99,7 @@ def run_through_broker(
             interactive=call.interactive,
         )
         try:
-            send(sock, request.to_message(), forwarder.unit_stdio() if forwarder else [0, 1, 2])
+            send(sock, request.to_message(), forwarder.unit_stdio() if forwarder else list(stdio))
         except OSError as error:  # refused: the socket's connection limit, or a broker crash
             raise RunasError(
                 f"the root broker closed the connection ({error.strerror}): it serves at "
@@ -111,7 +121,7 @@ def run_through_broker(
                         raise RunasError(
                             "authentication failed: the password on stdin (-S) was wrong"
                         )
-                    answer, stdin_read = _read_first_line(0), True
+                    answer, stdin_read = _read_first_line(stdio[0]), True
                 elif not call.interactive:
                     raise RunasError("a password is required, and -n forbids asking")
                 else:
@@ -125,7 +135,7 @@ def run_through_broker(
             elif message.get("started"):
                 close_agent(agent)  # its work is done; the pty is the command's now
                 agent = None
-                return asyncio.run(_follow(sock, reader, forwarder))
+                return await _follow(sock, reader, forwarder)
     finally:
         close_agent(agent)
         if forwarder is not None:
@@ -149,14 +159,14 @@ async def _follow(sock: socket.socket, reader: LineReader, forwarder: PtyForward
             set_once(outcome, -1)
         elif "status" in message:
             set_once(outcome, int(message["status"]))
-        elif "error" in message:
+        elif "error" in message and not outcome.done():
             outcome.set_exception(RunasError(str(message["error"])))
 
     loop.add_reader(sock, readable)
     try:
         status = await outcome
     finally:
-        remove_signal_handlers(loop)
+        release(loop, outcome)
         loop.remove_reader(sock)
         if forwarder is not None:
             forwarder.stop()  # inside the loop that runs it
@@ -171,18 +181,18 @@ async def _follow(sock: socket.socket, reader: LineReader, forwarder: PtyForward
 # --- listen mode: a foreground broker for runit, s6, OpenRC ---------------------------
 
 
-def elevate_native(
+async def elevate_native(
     plan: LaunchPlan, request: ElevateRequest, caller: Caller, terminal: Terminal,
-    call: BrokerCall,
+    call: BrokerCall, stdio: tuple[int, int, int] = (0, 1, 2),
 ) -> int:  # fmt: skip
     """`runas` without systemd: root runs the plan here (run.native); anyone else through
     a broker that listens (`runas-podman broker --listen`), or gets one line."""
-    from runas_podman.run.native import Client, not_root_message, run_native
+    from runas_podman.run.native import Client, native_session, not_root_message
 
     if os.geteuid() == 0:
-        client = Client(tint=terminal.tint, title=terminal.title, ruser=caller.name,
-                        through=terminal.through)  # fmt: skip
-        return run_native(plan, client)
+        client = Client(stdio=stdio, tint=terminal.tint, title=terminal.title,
+                        ruser=caller.name, through=terminal.through)  # fmt: skip
+        return await native_session(plan, client)
     if not os.path.exists(BROKER_SOCKET):
         raise RunasError(not_root_message("runas") + f" (none listens at {BROKER_SOCKET})")
-    return run_through_broker(request, caller, terminal, call)
+    return await broker_session(request, caller, terminal, call, stdio)

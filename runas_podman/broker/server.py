@@ -403,18 +403,16 @@ def _run_plan(
     (the broker runs under `runas-podman broker --listen`); either way with the client's
     fds, and the client going away stops the command."""
     from runas_podman.host.backend import systemd_running
+    from runas_podman.run.remote import Remote
 
-    stdio = (fds[0], fds[1], fds[2])
+    remote = Remote((fds[0], fds[1], fds[2]), tty_path, _client_watch(conn), _started(conn))
     if systemd_running():
-        from runas_podman.run.session import Remote, run_session
+        from runas_podman.run.session import run_session
 
-        remote = Remote(stdio, tty_path, _client_watch(conn), _started(conn))
         return run_session(plan, remote=remote)
     from runas_podman.run.native import Client, run_native
 
-    client = Client(stdio=stdio, remote=True, watch=_client_watch(conn),
-                    on_started=_started(conn), ruser=name)  # fmt: skip
-    return run_native(plan, client)
+    return run_native(plan, Client(remote=remote, ruser=name))
 
 
 # --- listen mode: a foreground broker for runit, s6, OpenRC ---------------------------

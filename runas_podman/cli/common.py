@@ -79,10 +79,9 @@ def fill_closed_stdio() -> None:
                 os.close(null)
 
 
-def fail(prog: str, message: str, status: int) -> NoReturn:
+def failed(prog: str, message: str, status: int) -> int:
     click.echo(f"{prog}: {one_line(message)}", err=True)
-    exit_quickly()
-    sys.exit(status)
+    return status
 
 
 def run_cli(
@@ -91,36 +90,52 @@ def run_cli(
     argv: Sequence[str] | None = None,
     failure_status: int | None = None,
 ) -> NoReturn:
-    """Run a Click command: every error is one line on stderr with a documented status.
+    """Run a Click command and exit with its status (cli_status)."""
+    status = cli_status(command, prog, argv, failure_status)
+    exit_quickly()
+    sys.exit(status)
 
-    `failure_status`, if given, is the one status for all of the tool's own failures.
-    """
+
+def cli_status(
+    command: click.Command,
+    prog: str,
+    argv: Sequence[str] | None = None,
+    failure_status: int | None = None,
+    obj: object = None,
+) -> int:
+    """Run a Click command: every error is one line on stderr with a documented status;
+    the status to exit with. `failure_status`, if given, is the one status for all of the
+    tool's own failures; `obj` reaches the commands as Click's context object."""
     fill_closed_stdio()
     try:
-        status = command.main(args=argv, prog_name=prog, standalone_mode=False)
+        status = command.main(args=argv, prog_name=prog, standalone_mode=False, obj=obj)
     except click.NoSuchOption as error:
         hint = after_dashes_hint(error, prog, sys.argv[1:] if argv is None else list(argv))
-        fail(prog, f"{error.format_message()} {hint or f'(see {prog} --help)'}",
-             failure_status or EXIT_USAGE)  # fmt: skip
+        return failed(prog, f"{error.format_message()} {hint or f'(see {prog} --help)'}",
+                      failure_status or EXIT_USAGE)  # fmt: skip
     except click.UsageError as error:
         if type(error).__name__ == "NoArgsIsHelpError":  # click >= 8.2: the help as an error
-            fail(prog, f"missing command (see {prog} --help)", failure_status or EXIT_USAGE)
-        fail(prog, f"{error.format_message()} (see {prog} --help)", failure_status or EXIT_USAGE)
+            return failed(prog, f"missing command (see {prog} --help)",
+                          failure_status or EXIT_USAGE)  # fmt: skip
+        return failed(prog, f"{error.format_message()} (see {prog} --help)",
+                      failure_status or EXIT_USAGE)  # fmt: skip
     except click.ClickException as error:
-        fail(prog, error.format_message(), failure_status or error.exit_code)
+        return failed(prog, error.format_message(), failure_status or error.exit_code)
     except click.exceptions.Abort:
-        fail(prog, "aborted", 130)
+        return failed(prog, "aborted", 130)
+    except click.exceptions.Exit as done:  # --help, --version: Click's own exit
+        return done.exit_code
     except RunasError as error:
-        fail(prog, error.message, failure_status or error.status)
+        return failed(prog, error.message, failure_status or error.status)
     except BusCallError as error:  # a systemd refusal no caller put into words
-        fail(prog, f"systemd refused: {error.text or error.name}", failure_status or EXIT_LAUNCHER)
+        return failed(prog, f"systemd refused: {error.text or error.name}",
+                      failure_status or EXIT_LAUNCHER)  # fmt: skip
     except OSError as error:  # an I/O failure no caller put into words
         where = f" ({error.filename})" if error.filename else ""
-        fail(prog, f"{error.strerror or error}{where}", failure_status or EXIT_LAUNCHER)
+        return failed(prog, f"{error.strerror or error}{where}", failure_status or EXIT_LAUNCHER)
     except KeyboardInterrupt:
-        fail(prog, "interrupted", 130)
-    exit_quickly()
-    sys.exit(status if isinstance(status, int) else 0)
+        return failed(prog, "interrupted", 130)
+    return status if isinstance(status, int) else 0
 
 
 # Commands whose own options follow ours: an unknown option there is likely podman's.

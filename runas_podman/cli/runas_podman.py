@@ -7,8 +7,8 @@ launched, so --help, --version and --dry-run stay fast.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -16,36 +16,8 @@ from runas_podman import __version__
 from runas_podman.cli.common import AsciiInt, lazy_completion, run_cli
 from runas_podman.core.errors import UsageError
 
-if TYPE_CHECKING:
-    from runas_podman.core.model import LaunchPlan
-
 F = TypeVar("F", bound=Callable[..., Any])
 PROG = "runas-podman"
-
-
-class LaunchOptions(NamedTuple):  # not a dataclass: keeps `dataclasses` off --version
-    user: str
-    group: str | None
-    via: str
-    properties: tuple[str, ...]
-    setenv: tuple[str, ...]
-    unit: str | None
-    description: str | None
-    dry_run: bool
-    backend: str
-    open_files: tuple[str, ...]
-    pass_fds: tuple[str, ...]
-    slice_: str | None
-    slice_inherit: bool
-    same_dir: bool
-    send_sighup: bool
-    nice: int | None
-    working_directory: str | None
-    quiet: bool
-    no_ask_password: bool
-    pty: bool
-    pipe: bool
-    json: str | None
 
 
 def launch_options(function: F) -> F:
@@ -130,7 +102,7 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     """Run `podman PODMAN_ARGS...` as USER, for example `-- run --rm IMAGE CMD`."""
     if not podman_args:
         raise UsageError("no podman arguments given (e.g. runas-podman podman -u USER -- ps)")
-    return launch(LaunchOptions(**options), ("podman", *podman_args), package="podman")
+    return launch(("podman", *podman_args), "podman", options)
 
 
 @cli.command("install", short_help="Install the PAM file, man pages, completions.")
@@ -269,152 +241,50 @@ def broker_command(listen: str) -> int:
     return serve_forever(listen)
 
 
-def choose_manager(via: str, caller_uid: int, user_uid: int) -> str:
-    """--via auto: USER's own manager when USER runs this itself (no privilege needed
-    there), the system manager otherwise."""
-    if via != "auto":
-        return via
-    return "user" if caller_uid == user_uid != 0 else "system"
-
-
 @cli.command("exec", context_settings=COMMAND_SETTINGS)
 @launch_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 def exec_command(command: tuple[str, ...], **options: Any) -> int:
     """Run COMMAND as USER in a transient service."""
-    return launch(LaunchOptions(**options), command, package=None)
+    return launch(command, None, options)
 
 
-def launch(options: LaunchOptions, argv: Sequence[str], package: str | None) -> int:
-    import dataclasses
-
-    from runas_podman.core.model import Manager, Stdio, through_pty
-    from runas_podman.core.plan import (
-        build_service_plan,
-        launch_settings,
-        parse_assignments,
-        parse_open_file,
-        parse_pass_fd,
-        parse_setenv,
-        podman_plan,
-        service_unit_name,
-    )
-    from runas_podman.core.properties import systemd_run_argv, systemd_run_command
-    from runas_podman.host import lookup
-    from runas_podman.host.procfs import slice_of
-
-    settings = launch_settings(
-        slice_name=options.slice_, slice_inherit=options.slice_inherit,
-        caller_slice=slice_of("self") if options.slice_inherit else None, nice=options.nice,
-        working_directory=options.working_directory, same_dir=options.same_dir,
-        cwd=os.getcwd() if options.same_dir else "/", send_sighup=options.send_sighup,
-    )  # fmt: skip
-    assignments = parse_assignments([*settings, *options.properties])
-    environment = parse_setenv(options.setenv, dict(os.environ))
-    open_files = [parse_open_file(text) for text in options.open_files]
-    pass_fds = [parse_pass_fd(text) for text in options.pass_fds]
-    if pass_fds and options.backend == "systemd-run":
-        raise UsageError("--pass-fd needs --backend dbus: systemd-run cannot pass fds")
-    unit = service_unit_name(options.unit)
-    user = lookup.service_user(options.user)
-    manager = Manager(choose_manager(options.via, os.geteuid(), user.uid))
-    path = lookup.executable(argv[0], package)
-    plan = build_service_plan(
-        user=user,
-        argv=[path, *argv[1:]],
-        manager=manager,
-        unit=unit,
-        assignments=assignments,
-        environment=environment,
-        description=options.description,
-        open_files=open_files,
-        pass_fds=pass_fds,
-        group=lookup.group_name(options.group) if options.group is not None else None,
-    )
-    if manager is Manager.SYSTEM and plan.open_files:
-        check_open_files_for_root(plan)
-    if package == "podman":
-        plan = podman_plan(plan)
-    if options.pty and options.pipe:
-        raise UsageError("-t/--pty and --pipe contradict each other: give one of them")
-    ttys = (os.isatty(0), os.isatty(1), os.isatty(2))
-    # A terminal of the caller's is never handed to another user's command: a pty
-    # stands between (sudo's use_pty, run0), unless --pipe.
-    someone_else = user.uid != os.geteuid()
-    if options.pty or (not options.pipe and someone_else and any(ttys)):
-        plan = dataclasses.replace(plan, stdio=Stdio.PTY)
-    through = through_pty(options.pty, ttys)
-    if not options.dry_run and options.backend in ("auto", "native"):
-        native = run_natively(plan, options.backend, options.json, through)
-        if native is not None:
-            return native
-    if options.dry_run or options.backend == "systemd-run":
-        from runas_podman.run.session import manager_version
-
-        version, note = manager_version(plan)
-        if options.dry_run:
-            if note is not None:
-                click.echo(f"{PROG}: note: {note}", err=True)
-            click.echo(systemd_run_command(plan, version))
-            return 0
-        systemd_run = lookup.executable("systemd-run", "systemd")
-        systemd_run_command(plan, version)  # refuses what systemd-run cannot express
-        os.execv(systemd_run, systemd_run_argv(plan, version))
-    from runas_podman.run.launcher import check_passed_fds
-
-    check_passed_fds(plan)  # before this process opens fds of its own
-    from runas_podman.run.session import Report, Terminal, run_session
-
-    interactive = not options.no_ask_password and os.geteuid() != 0 and os.isatty(0)
-    # The summary is for people: on a terminal, unless -q (scripts read stderr clean).
-    summary = not options.quiet and os.isatty(2)
-    json_mode = None if options.json in (None, "off") else options.json
-    return run_session(
-        plan,
-        interactive=interactive,
-        terminal=Terminal(through=through),
-        report=Report(json_mode, summary),
+def launch(argv: tuple[str, ...], package: str | None, options: dict[str, Any]) -> int:
+    """Click's values, converted to the typed request; the caller is this process."""
+    from runas_podman.core.model import Via
+    from runas_podman.launch.launch import run
+    from runas_podman.launch.request import (
+        Backend,
+        CallerStdio,
+        JsonMode,
+        ServiceOptions,
+        ServiceRequest,
+        caller_of,
     )
 
-
-def run_natively(
-    plan: LaunchPlan,
-    backend: str,
-    json: str | None = None,
-    through: tuple[bool, bool, bool] = (True, True, True),
-) -> int | None:
-    """The status of the plan run natively (--backend native, or auto where systemd is
-    not PID 1: said once on stderr), or None when systemd runs it."""
-    from runas_podman.host.backend import choose_backend, systemd_running
-    from runas_podman.run.launcher import check_passed_fds
-
-    chosen, note = choose_backend(backend, systemd_running() if backend == "auto" else True)
-    if chosen != "native":
-        return None
-    if note is not None:
-        click.echo(f"{PROG}: note: {note}", err=True)
-    if json not in (None, "off"):
-        raise UsageError("--json names the unit and its invocation: there is none natively")
-    check_passed_fds(plan)
-    from runas_podman.run.native import Client, run_native
-
-    return run_native(plan, Client(through=through))
+    json = options.pop("json")
+    typed = ServiceOptions(
+        **{name: value for name, value in options.items() if name not in CONVERTED},
+        slice=options["slice_"],
+        via=Via(options["via"]),
+        backend=Backend(options["backend"]),
+        json=None if json in (None, "off") else JsonMode(json),
+        ask_password=not options["no_ask_password"],
+    )
+    stdio = CallerStdio.of()
+    caller = caller_of(os.getpid(), os.geteuid(), os.getegid(), os.environ, _cwd(),
+                       any(stdio.ttys))  # fmt: skip
+    return run(ServiceRequest(argv, typed, caller, package, PROG), stdio)
 
 
-def check_open_files_for_root(plan: LaunchPlan) -> None:
-    """On the system manager PID 1 opens --open-file paths as root: only paths nobody but
-    root and the caller controls (see safepath), so the file is the one the caller meant."""
-    from runas_podman.host.safepath import check_open_file_for_root
+CONVERTED = frozenset({"slice_", "via", "backend", "no_ask_password"})
 
-    for open_file in plan.open_files:
-        problem = check_open_file_for_root(open_file.path, os.geteuid())
-        if problem is not None:
-            raise UsageError(
-                f"--open-file {open_file.path}: {problem}, so PID 1 (as root) might open another "
-                f"file; use --via user to let {plan.user.name}'s own manager open it with "
-                f"{plan.user.name}'s rights, or keep the secret where only root can change the "
-                "path (e.g. /etc/runas-podman/secrets)"
-            )
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""  # removed under us: only -d uses it, and says so
 
 
 @cli.command("properties")

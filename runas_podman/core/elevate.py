@@ -85,27 +85,11 @@ class ElevateRequest:
 
 
 @dataclass(frozen=True)
-class ElevateOptions:
-    """An ElevateRequest with its names resolved (run.resolve.resolve_elevation)."""
+class ElevateOptions(ElevateRequest):
+    """An ElevateRequest with its names resolved (run.resolve.resolve_elevation): the unit
+    named, the group and command looked up, and what resolving found out."""
 
-    command: tuple[str, ...] = ()
-    group: str | None = None
-    chdir: str | None = None
-    login: bool = False  # -i
-    via_shell: bool = False  # -s / --via-shell
-    setenv: tuple[str, ...] = ()
-    preserve_env: tuple[str, ...] = ()
-    properties: tuple[str, ...] = ()
-    unit: str = ""
-    description: str | None = None
-    slice: str | None = None
-    slice_inherit: bool = False
-    nice: int | None = None
-    stdio: Stdio = Stdio.PIPE  # decided by choose_stdio()
-    background: str | None = None  # None: default tint; "": none
-    shell_prompt_prefix: str | None = None
-    lightweight: bool | None = None
-    empower: bool = False
+    unit: str = ""  # always named once resolved
     empower_group_exists: bool = False
     user_given: bool = False  # -u was given (--empower without it keeps the caller's cwd)
 

@@ -31,6 +31,22 @@ class Manager(enum.Enum):
     USER = "user"  # the target user's own systemd --user
 
 
+class Via(enum.Enum):
+    """--via: which service manager runs the unit (auto: see choose_manager)."""
+
+    AUTO = "auto"
+    SYSTEM = "system"
+    USER = "user"
+
+
+def choose_manager(via: Via, caller_uid: int, user_uid: int) -> Manager:
+    """--via auto: USER's own manager when USER runs this itself (no privilege needed
+    there), the system manager otherwise."""
+    if via is Via.AUTO:
+        return Manager.USER if caller_uid == user_uid != 0 else Manager.SYSTEM
+    return Manager(via.value)
+
+
 ALL_THROUGH = (True, True, True)
 
 

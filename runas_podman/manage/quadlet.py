@@ -183,13 +183,13 @@ def podman_as(user: ServiceUser, args: Sequence[str]) -> tuple[int, str, str]:
     on PID 1 with User=, or the user's own manager when the user runs this), with its
     stdout and stderr captured: (status, stdout, stderr)."""
     from runas_podman.bus.systemd_bus import connected
-    from runas_podman.core.model import Manager
+    from runas_podman.core.model import Via, choose_manager
     from runas_podman.core.plan import build_service_plan, service_unit_name
     from runas_podman.host import lookup
     from runas_podman.run.launcher import run_plan
     from runas_podman.run.session import connect_manager
 
-    manager = Manager.USER if os.geteuid() == user.uid != 0 else Manager.SYSTEM
+    manager = choose_manager(Via.AUTO, os.geteuid(), user.uid)
     plan = build_service_plan(
         user=user,
         argv=[lookup.executable("podman", "podman"), *args],

@@ -30,7 +30,7 @@ from runas_podman.core.model import (
 )
 from runas_podman.core.properties import Relay, Session, needs_relay, start_call
 from runas_podman.host import lookup
-from runas_podman.run.signals import on_terminating_signals, remove_signal_handlers
+from runas_podman.run.signals import on_terminating_signals, release
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3  # ExecMainCode (0: it never ran)
 FIRST_SYSTEMD_EXIT_CODE = 200  # 200 and up: systemd failed before the command ran
@@ -174,6 +174,7 @@ async def run_plan(
     stop_when: asyncio.Future[int] | None = None,
     json: str | None = None,
     summary: bool = False,
+    report_fds: tuple[int, int] = (1, 2),
 ) -> int:
     """Start the plan's unit, wait for it, return the exit status to leave with.
 
@@ -210,7 +211,7 @@ async def run_plan(
         if on_started is not None:
             on_started()
         if json is not None:
-            await _print_json(bus, plan.unit, watching.result(), pretty=json == "pretty")
+            await _print_json(bus, plan.unit, watching.result(), json == "pretty", report_fds[0])
         watch = watching.result()
         waiting = asyncio.ensure_future(_wait_for_unit(bus, plan, job, watch))
         stoppers = [interrupted] if stop_when is None else [interrupted, stop_when]
@@ -218,7 +219,7 @@ async def run_plan(
         if waiting.done():
             status = waiting.result()
             if summary:
-                await _print_summary(bus, plan.unit)
+                await _print_summary(bus, plan.unit, report_fds[1])
             return status
         waiting.cancel()
         # Told to stop: end the lifeline, and BindsTo= stops the unit with it.
@@ -229,7 +230,7 @@ async def run_plan(
         assert stop_when is not None
         return stop_when.result()
     finally:
-        remove_signal_handlers(loop)
+        release(loop, interrupted)
         lifeline.close()  # cat sees EOF and exits: the lifeline unit ends and is collected
 
 
@@ -323,7 +324,7 @@ async def _start_failure(bus: SystemdBus, plan: LaunchPlan, job_result: str) -> 
     )
 
 
-async def _print_json(bus: SystemdBus, unit: str, watch: UnitWatch, pretty: bool) -> None:
+async def _print_json(bus: SystemdBus, unit: str, watch: UnitWatch, pretty: bool, out: int) -> None:
     """As systemd-run --json: the unit and its invocation ID, as soon as systemd has
     assigned it (when the unit starts; its PropertiesChanged signals carry it)."""
     while True:
@@ -338,12 +339,12 @@ async def _print_json(bus: SystemdBus, unit: str, watch: UnitWatch, pretty: bool
     import json
 
     text = json.dumps(document, indent=2 if pretty else None)
-    os.write(1, (text + "\n").encode())
+    os.write(out, (text + "\n").encode())
 
 
-async def _print_summary(bus: SystemdBus, unit: str) -> None:
+async def _print_summary(bus: SystemdBus, unit: str, err: int) -> None:
     values = await bus.get_properties(unit_object_path(unit), SERVICE)
-    os.write(2, (summary_line(unit, values) + "\n").encode())
+    os.write(err, (summary_line(unit, values) + "\n").encode())
 
 
 UNSET = 2**64 - 1  # systemd's "not known" for counters and timestamps

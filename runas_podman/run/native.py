@@ -38,7 +38,7 @@ import signal
 import stat
 import sys
 import termios
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,7 @@ from runas_podman.core.native_plan import (
     working_directory,
 )
 from runas_podman.host.safepath import open_for_root
+from runas_podman.run.remote import Remote
 from runas_podman.run.signals import TERMINATING_SIGNALS
 
 if TYPE_CHECKING:
@@ -356,22 +357,25 @@ def _child(launch: Launch, error_write: int) -> None:  # pragma: no cover - in t
 
 @dataclass(frozen=True)
 class Client:
-    """Where the command's stdio comes from: this process's, a local pty (forwarded
-    here), or a remote client's fds (the broker), with a watch that ends the run."""
+    """Where the command's stdio comes from: this process's (or the caller's `stdio`),
+    a local pty forwarded to them, or a remote client's fds (the broker's caller)."""
 
     stdio: tuple[int, int, int] = (0, 1, 2)
     tint: str | None = None
     title: str | None = None
-    remote: bool = False
-    watch: Callable[[], asyncio.Future[int]] | None = None
-    on_started: Callable[[], None] | None = None
+    remote: Remote | None = None
     ruser: str = "root"
     through: tuple[bool, bool, bool] = (True, True, True)  # stdio through the local pty
 
 
 def run_native(plan: LaunchPlan, client: Client | None = None) -> int:
-    """Run the plan here, as root, to its end; the status to exit with."""
-    client = client or Client()
+    """native_session() in a loop of its own, for callers that have none."""
+    return asyncio.run(native_session(plan, client or Client()))
+
+
+async def native_session(plan: LaunchPlan, client: Client) -> int:
+    """Run the plan here, as root, to its end; the status to exit with. One at a time
+    per process: the command's process group gets this process's signals."""
     if os.geteuid() != 0:
         raise RunasError(not_root_message("runas-podman"))
     if plan.manager is Manager.USER:
@@ -389,13 +393,13 @@ def run_native(plan: LaunchPlan, client: Client | None = None) -> int:
     session: PamSession | None = None
     try:
         pty = plan.stdio is Stdio.PTY
-        if pty and not client.remote:
+        if pty and client.remote is None:
             from runas_podman.run.ptyfwd import PtyForwarder
 
-            forwarder = PtyForwarder(client.tint, client.title, client.through)
+            forwarder = PtyForwarder(client.tint, client.title, client.through, client.stdio)
             stdio: tuple[int, int, int] = forwarder.unit_stdio()
         else:
-            stdio = client.stdio
+            stdio = client.stdio if client.remote is None else client.remote.stdio_fds
         ttys = [fd for fd in stdio if os.isatty(fd)] if pty else []
         tty = os.ttyname(ttys[0]) if ttys else None
         environ = service_environment(plan, spec, user)
@@ -422,9 +426,9 @@ def run_native(plan: LaunchPlan, client: Client | None = None) -> int:
         fds = []
         if forwarder is not None:
             forwarder.close_peer()
-        if client.on_started is not None:
-            client.on_started()
-        return asyncio.run(_wait(pid, launch, spec, forwarder, client))
+        if client.remote is not None:
+            client.remote.on_started()
+        return await _wait(pid, launch, spec, forwarder, client)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
         for fd in fds:
@@ -485,7 +489,7 @@ async def _wait(
     for signum in FORWARDED_SIGNALS:
         loop.add_signal_handler(signum, signal_group, int(signum))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)  # handled from here on
-    watch = client.watch() if client.watch is not None else None
+    watch = client.remote.watch_client() if client.remote is not None else None
     if watch is not None:  # the client went away: a stop, as its SIGHUP would be
         watch.add_done_callback(
             lambda done: None if done.cancelled() else on_signal(done.result() - 128)

@@ -131,18 +131,25 @@ class ContextFilter:
 
 class PtyForwarder:
     """Shovels bytes between the caller's terminal and a fresh pty whose peer the command
-    gets in place of the stdio fds `through` names: input from fd 0 (if through), output
-    to fd 1, else 2, else the terminal on fd 0 (echo)."""
+    gets in place of the stdio fds `through` names: input from the caller's stdin (if
+    through), output to its stdout, else its stderr, else the terminal on its stdin (echo).
+    `stdio`: the caller's three fds (this process's own by default)."""
 
     def __init__(
-        self, tint: str | None, title: str | None, through: tuple[bool, bool, bool] = ALL_THROUGH
+        self,
+        tint: str | None,
+        title: str | None,
+        through: tuple[bool, bool, bool] = ALL_THROUGH,
+        stdio: tuple[int, int, int] = (0, 1, 2),
     ) -> None:
+        self.stdio = stdio
+        self.stdin = stdio[0]
         self.master, self.peer = os.openpty()
         self.path = os.ttyname(self.peer)
         os.set_blocking(self.master, False)
         self.through = through
         self.input = through[0]
-        self.out = 1 if through[1] else 2 if through[2] else 0
+        self.out = stdio[1] if through[1] else stdio[2] if through[2] else stdio[0]
         self.tinter = Tinter(tint) if tint else None
         self.context = None if os.isatty(self.out) else ContextFilter()
         self.title = title
@@ -154,9 +161,9 @@ class PtyForwarder:
     def unit_stdio(self) -> tuple[int, int, int]:
         """The command's stdin, stdout, stderr: the pty's peer, or the caller's own fd."""
         return (
-            self.peer if self.through[0] else 0,
-            self.peer if self.through[1] else 1,
-            self.peer if self.through[2] else 2,
+            self.peer if self.through[0] else self.stdio[0],
+            self.peer if self.through[1] else self.stdio[1],
+            self.peer if self.through[2] else self.stdio[2],
         )
 
     def close_peer(self) -> None:
@@ -167,9 +174,9 @@ class PtyForwarder:
     def start(self) -> None:
         """Raw mode, size, tint/title; then forward until stop()."""
         self.loop = asyncio.get_running_loop()
-        if self.input and os.isatty(0):
-            self.saved = termios.tcgetattr(0)
-            tty.setraw(0, termios.TCSANOW)
+        if self.input and os.isatty(self.stdin):
+            self.saved = termios.tcgetattr(self.stdin)
+            tty.setraw(self.stdin, termios.TCSANOW)
         self.sync_size()
         self.loop.add_signal_handler(signal.SIGWINCH, self.sync_size)
         head = b""
@@ -181,7 +188,7 @@ class PtyForwarder:
             self._write_out(head)
         if self.input:
             try:
-                self.loop.add_reader(0, self._on_input)
+                self.loop.add_reader(self.stdin, self._on_input)
             except PermissionError:  # a regular file or /dev/null: epoll cannot watch it
                 self._read_input_in_thread()
         self.loop.add_reader(self.master, self._on_output)
@@ -195,7 +202,7 @@ class PtyForwarder:
         def reader() -> None:
             while True:
                 try:
-                    data = os.read(0, 65536)
+                    data = os.read(self.stdin, 65536)
                 except OSError:
                     data = b""
                 if not data:
@@ -217,12 +224,12 @@ class PtyForwarder:
 
     def _on_input(self) -> None:
         try:
-            data = os.read(0, 65536)
+            data = os.read(self.stdin, 65536)
         except OSError:
             data = b""
         if not data:
             assert self.loop is not None
-            self.loop.remove_reader(0)
+            self.loop.remove_reader(self.stdin)
             return
         self._queue_input(data)
 
@@ -275,7 +282,7 @@ class PtyForwarder:
             return  # stopped already
         if self.loop is not None and not self.loop.is_closed():
             if self.input:
-                self.loop.remove_reader(0)
+                self.loop.remove_reader(self.stdin)
             for remove in (self.loop.remove_reader, self.loop.remove_writer):
                 remove(self.master)
             self.loop.remove_signal_handler(signal.SIGWINCH)
@@ -286,7 +293,7 @@ class PtyForwarder:
                 tail += ESC + b"[23;2t"
             self._write_out(tail)
         if self.saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+            termios.tcsetattr(self.stdin, termios.TCSADRAIN, self.saved)
             self.saved = None
         self.close_peer()
         os.close(self.master)

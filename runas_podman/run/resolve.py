@@ -31,28 +31,14 @@ def resolve_elevation(request: ElevateRequest, caller: Caller) -> tuple[LaunchPl
         target_name = caller.name if request.empower else "root"
     group = group_name(request.group) if request.group is not None else None
     empower_group = request.empower and group_exists(EMPOWER_GROUP)
-    options = ElevateOptions(
-        command=request.command,
-        group=group,
-        chdir=request.chdir,
-        login=request.login,
-        via_shell=request.via_shell,
-        setenv=request.setenv,
-        preserve_env=request.preserve_env,
-        properties=request.properties,
+    given = {field.name: getattr(request, field.name) for field in dataclasses.fields(request)}
+    given.update(
         unit=service_unit_name(request.unit, prefix="runas-"),
-        description=request.description,
-        slice=request.slice,
-        slice_inherit=request.slice_inherit,
-        nice=request.nice,
-        stdio=request.stdio,
-        background=request.background,
-        shell_prompt_prefix=request.shell_prompt_prefix,
-        lightweight=request.lightweight,
-        empower=request.empower,
+        group=group,
         empower_group_exists=empower_group,
         user_given=user_given,
     )
+    options = ElevateOptions(**given)
     check_conflicts(options)
     target = service_user(target_name, setup_hint=False)  # runas: any account, not made here
     if request.command and not (request.via_shell or request.login):

@@ -6,12 +6,13 @@ and by the root broker alike; it is the only place that calls asyncio.run for a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import NamedTuple
 
 from runas_podman.bus.systemd_bus import SystemdBus, connected
 from runas_podman.core.model import LaunchPlan, Manager, Stdio
 from runas_podman.run.launcher import run_plan
+from runas_podman.run.remote import Remote
 
 
 class Terminal(NamedTuple):
@@ -28,16 +29,6 @@ class Report(NamedTuple):
 
     json: str | None = None  # "short" or "pretty": unit name and invocation ID once started
     summary: bool = False  # one line on stderr when the command ended (run time, CPU, ...)
-
-
-class Remote(NamedTuple):
-    """A session for a client elsewhere (the broker's caller): its stdio fds, its pty, and
-    a watch the runner starts in its loop; the future it returns ends the session."""
-
-    stdio_fds: tuple[int, int, int]
-    tty_path: str | None
-    watch_client: Callable[[], asyncio.Future[int]]
-    on_started: Callable[[], None]
 
 
 def connect_manager(plan: LaunchPlan) -> Awaitable[SystemdBus]:
@@ -57,26 +48,32 @@ def run_session(
     remote: Remote | None = None,
     report: Report | None = None,
 ) -> int:
-    """Run `plan` to its end and return the status to exit with.
-
-    Local: the unit gets the caller's stdio, or a pty forwarded to the caller's terminal
-    (plan.stdio), and with `interactive` a polkit agent on that terminal until systemd
-    has answered. `remote`: the unit gets the remote client's fds instead.
-    """
+    """session() in a loop of its own, for callers that have none."""
     return asyncio.run(
-        _session(plan, interactive, terminal or Terminal(), remote, report or Report())
+        session(plan, interactive=interactive, terminal=terminal, remote=remote, report=report)
     )
 
 
-async def _session(
+async def session(
     plan: LaunchPlan,
-    interactive: bool,
-    terminal: Terminal,
-    remote: Remote | None,
-    report: Report,
+    *,
+    stdio: tuple[int, int, int] = (0, 1, 2),
+    interactive: bool = False,
+    terminal: Terminal | None = None,
+    remote: Remote | None = None,
+    report: Report | None = None,
 ) -> int:
+    """Run `plan` to its end and return the status to exit with.
+
+    Local: the unit gets `stdio` (the caller's fds), or a pty forwarded to them
+    (plan.stdio), and with `interactive` a polkit agent on the terminal until systemd
+    has answered. `remote`: the unit gets the remote client's fds instead. Re-entrant:
+    any number of sessions may run in one loop.
+    """
     from runas_podman.run.polkit_agent import close_agent, open_agent
 
+    terminal = terminal or Terminal()
+    report = report or Report()
     async with connected(connect_manager(plan)) as bus:
         if remote is not None:
             return await run_plan(
@@ -88,7 +85,7 @@ async def _session(
         if plan.stdio is Stdio.PTY:
             from runas_podman.run.ptyfwd import PtyForwarder
 
-            forwarder = PtyForwarder(terminal.tint, terminal.title, terminal.through)
+            forwarder = PtyForwarder(terminal.tint, terminal.title, terminal.through, stdio)
 
         def started() -> None:
             close_agent(agent)  # authorization is over: the terminal is ours again
@@ -97,15 +94,12 @@ async def _session(
                 forwarder.start()
 
         try:
-            if forwarder is None:
-                return await run_plan(
-                    plan, bus, interactive=interactive, on_started=started,
-                    json=report.json, summary=report.summary,
-                )  # fmt: skip
             return await run_plan(
-                plan, bus, stdio_fds=forwarder.unit_stdio(), tty_path=forwarder.path,
+                plan, bus,
+                stdio_fds=stdio if forwarder is None else forwarder.unit_stdio(),
+                tty_path=None if forwarder is None else forwarder.path,
                 interactive=interactive, on_started=started, json=report.json,
-                summary=report.summary,
+                summary=report.summary, report_fds=(stdio[1], stdio[2]),
             )  # fmt: skip
         finally:
             if forwarder is not None:
@@ -113,30 +107,28 @@ async def _session(
             close_agent(agent)
 
 
-def manager_version(plan: LaunchPlan) -> tuple[int | None, str | None]:
+async def manager_version(plan: LaunchPlan) -> tuple[int | None, str | None]:
     """The systemd version a `systemd-run` line for `plan` is rendered for, and a note when
     it is not the manager's own: the manager's Version over the bus, else the local
     systemd-run's, else the newest (None)."""
     import contextlib
     import shutil
-    import subprocess
 
     from runas_podman.core.errors import RunasError
     from runas_podman.core.model import parse_systemd_version
 
-    async def ask() -> int:
-        async with connected(connect_manager(plan)) as bus:
-            return parse_systemd_version(await bus.manager_version())
-
     with contextlib.suppress(RunasError, OSError):
-        return asyncio.run(ask()), None
+        async with connected(connect_manager(plan)) as bus:
+            return parse_systemd_version(await bus.manager_version()), None
     systemd_run = shutil.which("systemd-run")
     if systemd_run is not None:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            text = subprocess.run(
-                [systemd_run, "--version"], capture_output=True, text=True, timeout=10
-            ).stdout
-            version = parse_systemd_version(text)
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            process = await asyncio.create_subprocess_exec(
+                systemd_run, "--version", stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            output, _ = await asyncio.wait_for(process.communicate(), 10)
+            version = parse_systemd_version(output.decode(errors="replace"))
             if version:
                 return version, (
                     f"the service manager did not answer: rendered for the local "

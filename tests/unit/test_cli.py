@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from runas_podman import __version__
-from runas_podman.cli.runas_podman import choose_manager
+from runas_podman.core.model import Manager, Via, choose_manager
 
 
 def runas_podman(*args: str) -> subprocess.CompletedProcess[str]:
@@ -23,7 +23,7 @@ def runas_podman(*args: str) -> subprocess.CompletedProcess[str]:
      ("auto", 0, 0, "system"), ("user", 0, 1000, "user"), ("system", 1000, 1000, "system")],
 )  # fmt: skip
 def test_via_auto_rule(via: str, caller: int, user: int, chosen: str) -> None:
-    assert choose_manager(via, caller, user) == chosen
+    assert choose_manager(Via(via), caller, user) is Manager(chosen)
 
 
 def test_version_and_help_without_a_bus() -> None:

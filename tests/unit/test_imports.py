@@ -12,7 +12,7 @@ import runas_podman
 
 PACKAGE = Path(runas_podman.__file__).parent
 # Each folder may import only those after it in this list (and itself).
-LAYERS = ("cli", "install", "manage", "broker", "run", "bus", "host", "core")
+LAYERS = ("cli", "install", "launch", "manage", "broker", "run", "bus", "host", "core")
 PEERS = {"manage": "broker", "broker": "manage"}  # the same level: neither imports the other
 
 
