@@ -33,7 +33,12 @@ import click  # noqa: E402, F401
 import dbus_next.aio  # noqa: E402, F401
 
 mark("asyncio, click, dbus-next imported")
-from runas_podman import cli, entry, launcher, session, systemd_bus  # noqa: E402, F401
+os.environ["RUNAS_PODMAN_SERVER"] = "0"  # the cold path: this process launches
+from runas_podman import entry  # noqa: E402
+from runas_podman.bus import systemd_bus  # noqa: E402
+from runas_podman.cli import runas_podman as cli  # noqa: E402, F401
+from runas_podman.launch import launch, service  # noqa: E402, F401
+from runas_podman.run import launcher, session  # noqa: E402, F401
 
 mark("runas-podman's own modules")
 original_connect = systemd_bus.SystemdBus.connect.__func__  # type: ignore[attr-defined]

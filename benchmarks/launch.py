@@ -1,9 +1,11 @@
 """Launch cost of runas-podman and runas against systemd's own tools doing the same job.
 
-Run inside the testbed (`./dev bench [N]`). Each repetition runs every pair back to back,
-alternating which goes first, so drift on the machine hits both sides alike. Prints
-medians, ratios and the work ratio (ours minus the Python floor, over the tool), the
-40-way concurrency row, and where one launch spends its time (benchmarks/breakdown.py).
+Run inside the testbed (`./dev bench [N]`). Each repetition runs ours cold (in-process:
+RUNAS_PODMAN_SERVER=0), ours warm (root's launch server, runas-podman-launch.socket) and
+systemd's tool back to back, rotating which goes first, so drift on the machine hits all
+alike. Prints medians, ratios, the work ratio of the cold path (ours minus the Python
+floor, over the tool), peak RSS of the client process beside the tool's, the 40-way
+concurrency rows, and where one cold launch spends its time (benchmarks/breakdown.py).
 Nothing here is a pass/fail threshold.
 """
 
@@ -46,22 +48,42 @@ CASES = [
 CONCURRENT = 40
 
 
-def timed(argv: list[str]) -> float:
+COLD = {**os.environ, "RUNAS_PODMAN_SERVER": "0"}
+WARM = {key: value for key, value in os.environ.items() if key != "RUNAS_PODMAN_SERVER"}
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   env=env)  # fmt: skip
     return (time.perf_counter() - started) * 1000
 
 
-def concurrent_wall_ms(argv: list[str], count: int) -> float:
+def peak_rss_kib(argv: list[str], env: dict[str, str] | None = None) -> int:
+    """The client process's own peak RSS: through busybox time, whose small fork is all
+    the child carries from before its exec (a fork of this Python would count Python's)."""
+    result = subprocess.run(["busybox", "time", "-f", "%M", *argv], check=True, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return int(result.stderr.split()[-1])
+
+
+def concurrent_wall_ms(argv: list[str], count: int, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
     running = [
-        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
         for _ in range(count)
     ]
     statuses = [process.wait() for process in running]
     if any(statuses):
         raise SystemExit(f"{argv[0]}: {sum(map(bool, statuses))} of {count} runs failed")
     return (time.perf_counter() - started) * 1000
+
+
+def server_active() -> bool:
+    state = subprocess.run(["systemctl", "is-active", "runas-podman-launch.socket"],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    return state.stdout.strip() == "active"
 
 
 # Whose each phase of one exec is: Python's (what any Python program importing asyncio,
@@ -110,36 +132,44 @@ def breakdown(repetitions: int) -> list[tuple[str, float]]:
 
 def main() -> None:
     repetitions = int(sys.argv[1]) if len(sys.argv) > 1 else 15
-    for _name, ours, theirs in CASES:  # warm caches (podman storage, page cache) once
-        timed(ours)
-        timed(theirs)
+    if not server_active():
+        raise SystemExit("runas-podman-launch.socket is not active: runas-podman install first")
+    rss: dict[str, dict[str, list[int]]] = {}
+    for name, ours, theirs in CASES:  # warm caches (podman storage, page cache) once
+        for kind, argv, env in (("cold", ours, COLD), ("warm", ours, WARM), ("tool", theirs, None)):
+            rss.setdefault(name, {})[kind] = [peak_rss_kib(argv, env) for _ in range(3)]
     floor_samples: list[float] = []
-    samples: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n, _, _ in CASES}
+    times: dict[str, dict[str, list[float]]] = {}
     for i in range(repetitions):
         floor_samples.append(timed(FLOOR))
         for name, ours, theirs in CASES:
-            first, second = (ours, theirs) if i % 2 == 0 else (theirs, ours)
-            t_first, t_second = timed(first), timed(second)
-            t_ours, t_theirs = (t_first, t_second) if i % 2 == 0 else (t_second, t_first)
-            samples[name][0].append(t_ours)
-            samples[name][1].append(t_theirs)
+            runs = [("cold", ours, COLD), ("warm", ours, WARM), ("tool", theirs, None)]
+            shift = i % len(runs)
+            for kind, argv, env in runs[shift:] + runs[:shift]:
+                times.setdefault(name, {}).setdefault(kind, []).append(timed(argv, env))
     floor = statistics.median(floor_samples)
     print(f"{repetitions} interleaved repetitions, medians in ms; the Python floor "
           f"(`python -c 'import asyncio, click, dbus_next.aio'`): {floor:.1f} ms")  # fmt: skip
-    print("| case | ours | systemd's tool | ratio | work ratio (ours - floor) / tool |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, (ours_t, theirs_t) in samples.items():
-        ours_ms, theirs_ms = statistics.median(ours_t), statistics.median(theirs_t)
-        work = "-" if "version" in name else f"{(ours_ms - floor) / theirs_ms:.2f}"
-        print(f"| {name} | {ours_ms:.1f} | {theirs_ms:.1f} | {ours_ms / theirs_ms:.2f} | {work} |")
-    ours_wall = concurrent_wall_ms(CASES[0][1], CONCURRENT)
+    print("| case | cold (in-process) | warm (launch server) | systemd's tool | cold ratio | "
+          "warm ratio | cold work ratio | peak RSS cold / warm / tool |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, kinds in times.items():
+        cold, warm, tool = (statistics.median(kinds[k]) for k in ("cold", "warm", "tool"))
+        peaks = "/".join(f"{statistics.median(rss[name][k]) / 1024:.1f}"
+                         for k in ("cold", "warm", "tool"))  # fmt: skip
+        work = "-" if "version" in name else f"{(cold - floor) / tool:.2f}"
+        print(f"| {name} | {cold:.1f} | {warm:.1f} | {tool:.1f} | {cold / tool:.2f} | "
+              f"{warm / tool:.2f} | {work} | {peaks} MiB |")  # fmt: skip
+    cold_wall = concurrent_wall_ms(CASES[0][1], CONCURRENT, COLD)
+    warm_wall = concurrent_wall_ms(CASES[0][1], CONCURRENT, WARM)
     theirs_wall = concurrent_wall_ms(CASES[0][2], CONCURRENT)
     floor_wall = concurrent_wall_ms(FLOOR, CONCURRENT)
-    print(f"| {CONCURRENT} concurrent exec, wall time | {ours_wall:.0f} | {theirs_wall:.0f} | "
-          f"{ours_wall / theirs_wall:.2f} | - |")  # fmt: skip
+    print(f"| {CONCURRENT} concurrent exec, wall time | {cold_wall:.0f} | {warm_wall:.0f} | "
+          f"{theirs_wall:.0f} | {cold_wall / theirs_wall:.2f} | {warm_wall / theirs_wall:.2f} "
+          "| - | - |")  # fmt: skip
     print(f"({CONCURRENT} concurrent Python floors alone: {floor_wall:.0f} ms wall)")
     print()
-    print(f"Where one `runas-podman exec -u test -- true` spends its time (medians of "
+    print(f"Where one cold `runas-podman exec -u test -- true` spends its time (medians of "
           f"{repetitions}, CLOCK_MONOTONIC from spawn to exit):")  # fmt: skip
     totals: dict[str, float] = {}
     for phase, duration in breakdown(repetitions):
@@ -147,7 +177,7 @@ def main() -> None:
         totals[owner] = totals.get(owner, 0.0) + duration
         print(f"  {duration:6.1f} ms  {owner:8} {phase}")
     print("  " + ", ".join(f"{owner} {total:.1f} ms" for owner, total in totals.items()))
-    exec_theirs = statistics.median(samples[CASES[0][0]][1])
+    exec_theirs = statistics.median(times[CASES[0][0]]["tool"])
     print(f"  (systemd-run's whole run of the same unit: {exec_theirs:.1f} ms)")
 
 

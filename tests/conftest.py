@@ -117,8 +117,10 @@ def leftover_units(bed: Testbed) -> list[str]:
          "--no-legend", *patterns]
     )  # fmt: skip
     lines = system.stdout.splitlines() + [f"test@ {line}" for line in user.stdout.splitlines()]
-    # runas-broker.socket and its connections are installed services, not transient units.
-    return [line.strip() for line in lines if line.strip() and "runas-broker" not in line]
+    # The broker's and the launch server's units are installed services, not transient ones.
+    installed = ("runas-broker", "runas-podman-launch")
+    return [line.strip() for line in lines
+            if line.strip() and not any(name in line for name in installed)]  # fmt: skip
 
 
 @pytest.fixture
@@ -131,3 +133,21 @@ def tb(testbed: Testbed) -> Iterator[Testbed]:
         time.sleep(0.1)
         left = leftover_units(testbed)
     assert left == [], f"units left behind: {left}"
+
+
+LAUNCH_PATHS = ("server", "in-process")
+
+
+@pytest.fixture(params=LAUNCH_PATHS)
+def launch_path(request: pytest.FixtureRequest, tb: Testbed) -> Iterator[str]:
+    """Root's command lines through the launch server (the default once it is installed),
+    or in-process (RUNAS_PODMAN_SERVER=0): a module using it runs every test both ways."""
+    if request.param == "in-process":
+        tb.launch_env = {"RUNAS_PODMAN_SERVER": "0"}
+    else:
+        active = tb.run(["systemctl", "is-active", "runas-podman-launch.socket"]).stdout
+        assert active.strip() == "active", "the testbed's launch server is not installed"
+    try:
+        yield str(request.param)
+    finally:
+        tb.launch_env = {}

@@ -81,7 +81,8 @@ class SystemdBus:
         self.jobs_done: dict[str, JobResult] = {}
         self._job_waiters: dict[str, asyncio.Future[JobResult]] = {}
         self._unit_watchers: dict[str, UnitWatch] = {}
-        self._watching_jobs = False
+        self._job_units: set[str] = set()
+        self._subscribed = False
         self._version: str | None = None
         bus.add_message_handler(self._on_message)
 
@@ -173,30 +174,43 @@ class SystemdBus:
 
     # --- signals --------------------------------------------------------------
 
-    async def watch_jobs(self) -> None:
-        """Receive JobRemoved: subscribe and add the match rule (both are needed).
+    async def watch_jobs(self, unit: str) -> None:
+        """Receive JobRemoved for UNIT's jobs: subscribe (once) and add the match rule (both
+        are needed). The rule names the unit (arg2), so the bus does not send this client
+        every other job of the manager to decode and drop.
 
         Sent back to back: one connection's messages are handled in order, so both
         are in force before any later call of ours reaches systemd.
         """
-        if self._watching_jobs:
-            return  # systemd refuses a second Subscribe from the same client
-        self._watching_jobs = True
+        if unit in self._job_units:
+            return
+        self._job_units.add(unit)
         rule = (
             f"type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',"
-            f"interface='{MANAGER}',member='JobRemoved'"
+            f"interface='{MANAGER}',member='JobRemoved',arg2='{unit}'"
         )
-        await asyncio.gather(self.add_match(rule), self.call("Subscribe"))
+        calls: list[Awaitable[object]] = [self.add_match(rule)]
+        if not self._subscribed:  # systemd refuses a second Subscribe from the same client
+            self._subscribed = True
+            calls.append(self.call("Subscribe"))
+        await asyncio.gather(*calls)
 
     async def watch_unit(self, unit: str) -> UnitWatch:
-        """The unit's property changes from now on (see UnitWatch)."""
+        """The unit's property changes from now on (see UnitWatch): those of its Unit
+        interface only (arg0), where ActiveState and InvocationID change; the Service
+        interface's signals carry every exec property, and the outcome is read once."""
         path = unit_object_path(unit)
         watch = self._unit_watchers.setdefault(path, UnitWatch())
         await self.add_match(
             f"type='signal',sender='{SYSTEMD}',path='{path}',"
-            f"interface='{PROPERTIES}',member='PropertiesChanged'"
+            f"interface='{PROPERTIES}',member='PropertiesChanged',arg0='{UNIT}'"
         )
         return watch
+
+    async def get_named(self, path: str, interface: str, names: Sequence[str]) -> dict[str, Any]:
+        """A few properties, asked together (pipelined), instead of GetAll's every one."""
+        values = await asyncio.gather(*(self.get_property(path, interface, n) for n in names))
+        return dict(zip(names, values, strict=True))
 
     def _on_message(self, message: Message) -> bool:
         if message.message_type != MessageType.SIGNAL:
@@ -268,7 +282,7 @@ class SystemdBus:
 
     async def run_job(self, method: str, unit: str) -> JobResult:
         """StartUnit/StopUnit/RestartUnit in mode replace, and wait for the job."""
-        await self.watch_jobs()
+        await self.watch_jobs(unit)
         (job,) = await self.call(method, "ss", [unit, "replace"])
         return await self.wait_job(str(job))
 

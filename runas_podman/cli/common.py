@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 import click
 
@@ -21,6 +21,25 @@ from runas_podman.core.errors import (
     RunasError,
     one_line,
     shell_join,
+)
+
+
+class Served(NamedTuple):
+    """Click's context object when the launch server runs the command line (cli.server):
+    the client's pid, whose slice --slice-inherit means."""
+
+    caller_pid: int
+
+
+def caller_pid() -> int:
+    """The process the command line came from: this one, or the launch server's client."""
+    context = click.get_current_context(silent=True)
+    served = context.find_object(Served) if context is not None else None
+    return served.caller_pid if served is not None else os.getpid()
+
+
+NO_SERVER_HELP = (
+    "Run here, not in the launch server (root's fast path; also RUNAS_PODMAN_SERVER=0)."
 )
 
 

@@ -14,7 +14,13 @@ from typing import NoReturn
 import click
 
 from runas_podman import __version__
-from runas_podman.cli.common import AsciiInt, lazy_completion, run_cli
+from runas_podman.cli.common import (
+    NO_SERVER_HELP,
+    AsciiInt,
+    caller_pid,
+    lazy_completion,
+    run_cli,
+)
 
 PROG = "runas"
 EXIT_FAILURE = 1
@@ -150,6 +156,7 @@ def _boolean(value: str | None) -> bool | None:
     help="dbus: a unit of systemd; native: run it here (root, or a listening broker); "
     "auto: native where systemd is not PID 1.",
 )  # fmt: skip
+@click.option("--no-server", is_flag=True, expose_value=False, help=NO_SERVER_HELP)
 @click.option(
     "--list-properties", is_flag=True, is_eager=True, expose_value=False,
     callback=lambda ctx, _param, value: _list_properties(ctx, value),
@@ -215,7 +222,7 @@ def runas(
             f"{asked[0].value} and {asked[1].value} cannot be combined: give one of -k, -K, -v"
         )
     stdio = CallerStdio.of()
-    caller = caller_of(os.getpid(), os.getuid(), os.getgid(), os.environ, _cwd(),
+    caller = caller_of(caller_pid(), os.getuid(), os.getgid(), os.environ, _cwd(),
                        any(stdio.ttys))  # fmt: skip
     route = Route(via_broker, stdin_password, not non_interactive, Backend(backend))
     elevation = ElevationRequest(

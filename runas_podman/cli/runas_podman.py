@@ -13,7 +13,13 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from runas_podman import __version__
-from runas_podman.cli.common import AsciiInt, lazy_completion, run_cli
+from runas_podman.cli.common import (
+    NO_SERVER_HELP,
+    AsciiInt,
+    caller_pid,
+    lazy_completion,
+    run_cli,
+)
 from runas_podman.core.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,6 +97,7 @@ COMMAND_SETTINGS = {"allow_interspersed_args": False}
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name=PROG)
+@click.option("--no-server", is_flag=True, expose_value=False, help=NO_SERVER_HELP)
 def cli() -> None:
     """Run podman, or any command, as a service user through systemd."""
 
@@ -118,6 +125,11 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     "(systemd >= 259 ships the rule).",
 )
 @click.option(
+    "--no-launch-server",
+    is_flag=True,
+    help="Leave out root's launch server (runas-podman-launch.socket), installed by default.",
+)
+@click.option(
     "--prefix",
     default="/usr/local",
     show_default=True,
@@ -138,11 +150,18 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
 )
 @click.option("--dry-run", is_flag=True, help="List what install would write; change nothing.")
 def install_command(
-    broker: bool, empower: bool, prefix: str, root: str, force: bool, dry_run: bool
+    broker: bool,
+    empower: bool,
+    no_launch_server: bool,
+    prefix: str,
+    root: str,
+    force: bool,
+    dry_run: bool,
 ) -> int:
     """Install what the host needs: the PAM file, man pages, shell completions.
 
     /etc/pam.d/runas (as install-pam), with --broker the broker units (as install-broker),
+    root's launch server (as install-launch-server) unless --no-launch-server,
     with --empower the group empower (a sysusers.d file) and its polkit rule where the host
     lacks them, the man pages in PREFIX/share/man/man1, and the bash, zsh and fish completions under
     PREFIX/share. Each file is printed as it is written. A file that runas-podman did not
@@ -152,8 +171,8 @@ def install_command(
     from runas_podman.install.install import install
 
     return install(
-        prefix=prefix, root=root, broker=broker, empower=empower, force=force, dry_run=dry_run,
-        programs=programs(),
+        prefix=prefix, root=root, broker=broker, empower=empower,
+        launch_server=not no_launch_server, force=force, dry_run=dry_run, programs=programs(),
     )  # fmt: skip
 
 
@@ -223,6 +242,24 @@ def install_broker(dest: str, force: bool) -> int:
     return run(dest, force)
 
 
+@cli.command("install-launch-server")
+@click.option(
+    "--dest",
+    default="/etc/systemd/system",
+    show_default=True,
+    metavar="DIR",
+    help="Where the unit files go.",
+)
+@click.option("--force", is_flag=True, help="Replace unit files runas-podman did not write.")
+def install_launch_server(dest: str, force: bool) -> int:
+    """Install and start root's launch server (runas-podman-launch.socket): a warm process
+    that runs root's exec, podman, ps, images, inspect, logs and runas command lines, so a
+    launch costs about what systemd-run's does. Only root can connect; see --no-server."""
+    from runas_podman.install.install import install_launch_server as run
+
+    return run(dest, force)
+
+
 @cli.command("broker")
 @click.option(
     "--listen", metavar="PATH", default="/run/runas-broker.sock", show_default=True,
@@ -272,7 +309,7 @@ def launch(argv: tuple[str, ...], package: str | None, options: dict[str, Any]) 
         ask_password=not options["no_ask_password"],
     )
     stdio = CallerStdio.of()
-    caller = caller_of(os.getpid(), os.geteuid(), os.getegid(), os.environ, _cwd(),
+    caller = caller_of(caller_pid(), os.geteuid(), os.getegid(), os.environ, _cwd(),
                        any(stdio.ttys))  # fmt: skip
     return run(ServiceRequest(argv, typed, caller, package, PROG), stdio)
 

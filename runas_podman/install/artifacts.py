@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -18,6 +19,8 @@ from runas_podman.install.manifest import (
     BROKER_UNITS,
     COMPLETION,
     EMPOWER,
+    LAUNCH,
+    LAUNCH_UNITS,
     MAN,
     PAM,
     POLKIT,
@@ -71,13 +74,22 @@ def check_broker_interpreter() -> None:
 
 def broker_artifacts(dest: str = UNIT_DIR) -> list[Artifact]:
     """runas-broker.socket and runas-broker@.service, running this interpreter."""
+    return _unit_artifacts(BROKER, BROKER_UNITS, dest)
+
+
+def launch_artifacts(dest: str = UNIT_DIR) -> list[Artifact]:
+    """runas-podman-launch.socket and .service (root's launch server), this interpreter."""
+    return _unit_artifacts(LAUNCH, LAUNCH_UNITS, dest)
+
+
+def _unit_artifacts(component: str, names: Sequence[str], dest: str) -> list[Artifact]:
     from importlib.resources import files
 
     artifacts = []
-    for name in BROKER_UNITS:
+    for name in names:
         text = files("runas_podman").joinpath(f"data/systemd/{name}").read_text()
         path = os.path.join(dest, name)
-        artifacts.append(Artifact(BROKER, path, text.replace("{python}", sys.executable)))
+        artifacts.append(Artifact(component, path, text.replace("{python}", sys.executable)))
     return artifacts
 
 

@@ -8,6 +8,9 @@ What is installed, each file printed as it is written (`installed PATH`, `update
 - with --broker, runas-broker.socket and runas-broker@.service in /etc/systemd/system,
   after the interpreter trust check (hostfiles.check_interpreter_trusted), then enabled
   and started over D-Bus;
+- runas-podman-launch.socket and .service (root's launch server, cli/server.py), unless
+  --no-launch-server, after the same interpreter check (a note, not a failure, when it
+  does not pass), then enabled and started;
 - polkit action files (*.policy in the package's data/polkit/, to
   /usr/share/polkit-1/actions, the one directory polkit reads them from): the action
   org.runas_podman.run that the root broker checks for `runas --via-broker`;
@@ -36,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -53,6 +56,7 @@ from runas_podman.install.artifacts import (
     create_empower_group,
     delete_empower_group,
     empower_artifacts,
+    launch_artifacts,
     man_artifacts,
     pam_artifact,
     polkit_artifacts,
@@ -63,6 +67,8 @@ from runas_podman.install.manifest import (
     BROKER_SOCKET_UNIT,
     COMPLETION,
     DEFAULT_PREFIX,
+    LAUNCH,
+    LAUNCH_SOCKET_UNIT,
     MAN,
     MANIFEST,
     UNIT_DIR,
@@ -80,6 +86,8 @@ from runas_podman.manage.empower import SYSUSERS_FILE
 
 if TYPE_CHECKING:
     from runas_podman.bus.systemd_bus import SystemdBus
+
+T = TypeVar("T")
 
 
 # --- the commands ---------------------------------------------------------------------------
@@ -106,6 +114,7 @@ def install(
     root: str = "/",
     broker: bool = False,
     empower: bool = False,
+    launch_server: bool = True,
     force: bool = False,
     dry_run: bool = False,
     programs: Programs = (),
@@ -124,6 +133,10 @@ def install(
         artifacts += broker_artifacts(UNIT_DIR)
     if empower:
         artifacts += empower_artifacts(target, target.read_manifest())
+    if launch_server:
+        launch_server = _launch_server_trusted()
+    if launch_server:
+        artifacts += launch_artifacts(UNIT_DIR)
     artifacts += polkit_artifacts()
     man, note = man_artifacts(prefix, programs)
     artifacts += man
@@ -135,9 +148,11 @@ def install(
 
     if note is not None:
         click.echo(f"note: {note}", err=True)
-    _install(artifacts, target, force, dry_run, stale)
+    changed = _install(artifacts, target, force, dry_run, stale)
     if broker:
-        _start_broker(target, dry_run)
+        _start_socket(BROKER_SOCKET_UNIT, target, dry_run)
+    if launch_server and (target.is_live or changed):
+        _start_socket(LAUNCH_SOCKET_UNIT, target, dry_run, quiet_when_running=True)
     if any(artifact.path == SYSUSERS_FILE for artifact in artifacts):
         create_empower_group(target, dry_run)
     if dry_run:
@@ -191,40 +206,65 @@ def install_broker(dest: str = UNIT_DIR, force: bool = False) -> int:
     dest = _check_dest(dest)
     check_broker_interpreter()
     _install(broker_artifacts(dest) + polkit_artifacts(), Target(), force, dry_run=False)
-    _start_broker(Target(), dry_run=False)
+    _start_socket(BROKER_SOCKET_UNIT, Target(), dry_run=False)
     return 0
 
 
-def _start_broker(target: Target, dry_run: bool) -> None:
+def install_launch_server(dest: str = UNIT_DIR, force: bool = False) -> int:
+    """`runas-podman install-launch-server`: root's launch server alone, enabled and started."""
+    dest = _check_dest(dest)
+    check_broker_interpreter()
+    _install(launch_artifacts(dest), Target(), force, dry_run=False)
+    _start_socket(LAUNCH_SOCKET_UNIT, Target(), dry_run=False, quiet_when_running=True)
+    return 0
+
+
+def _launch_server_trusted() -> bool:
+    """The launch server runs this interpreter as root, as the broker does: only when
+    nobody but root could change it (else a note, and install goes on without it)."""
+    try:
+        check_broker_interpreter()
+    except RunasError as error:
+        click.echo(f"note: not installing the launch server: {error.message}", err=True)
+        return False
+    return True
+
+
+def _start_socket(
+    unit: str, target: Target, dry_run: bool, quiet_when_running: bool = False
+) -> None:
+    """Enable and start a socket unit install wrote (reloading the manager first)."""
     if not target.is_live:
-        click.echo(
-            f"not started (--root): on the target, systemctl enable --now {BROKER_SOCKET_UNIT}"
-        )
+        click.echo(f"not started (--root): on the target, systemctl enable --now {unit}")
         return
     if dry_run:
-        click.echo(f"would enable and start {BROKER_SOCKET_UNIT}")
+        click.echo(f"would enable and start {unit}")
         return
     import asyncio
 
-    async def enable(bus: SystemdBus) -> None:
+    async def enable(bus: SystemdBus) -> bool:
         await bus.reload()
-        await bus.enable_unit_files([BROKER_SOCKET_UNIT])
-        done = await bus.run_job("StartUnit", BROKER_SOCKET_UNIT)
+        from runas_podman.bus.systemd_bus import UNIT, unit_object_path
+
+        state = await bus.get_property(unit_object_path(unit), UNIT, "UnitFileState")
+        active = await bus.get_property(unit_object_path(unit), UNIT, "ActiveState")
+        if quiet_when_running and (state, active) == ("enabled", "active"):
+            return False
+        await bus.enable_unit_files([unit])
+        done = await bus.run_job("StartUnit", unit)
         if done.result != "done":
-            raise RunasError(
-                f"{BROKER_SOCKET_UNIT} failed to start ({done.result}): "
-                f"see journalctl -u {BROKER_SOCKET_UNIT}"
-            )
+            raise RunasError(f"{unit} failed to start ({done.result}): see journalctl -u {unit}")
+        return True
 
-    asyncio.run(_on_system_bus(enable))
-    click.echo(f"enabled and started {BROKER_SOCKET_UNIT}")
+    if asyncio.run(_on_system_bus(enable)):
+        click.echo(f"enabled and started {unit}")
 
 
-async def _on_system_bus(work: Callable[[SystemdBus], Awaitable[None]]) -> None:
+async def _on_system_bus(work: Callable[[SystemdBus], Awaitable[T]]) -> T:
     from runas_podman.bus.systemd_bus import SystemdBus, connected
 
     async with connected(SystemdBus.connect_system()) as bus:
-        await work(bus)
+        return await work(bus)
 
 
 def uninstall(*, root: str = "/", force: bool = False, dry_run: bool = False) -> int:
@@ -236,13 +276,15 @@ def uninstall(*, root: str = "/", force: bool = False, dry_run: bool = False) ->
         return 0
     plan = plan_uninstall(manifest, target, force)
     refuse(plan.refusals)
-    broker = any(component == BROKER for component, _digest in manifest.files.values())
+    components = {component for component, _digest in manifest.files.values()}
+    sockets = [unit for component, unit in ((LAUNCH, LAUNCH_SOCKET_UNIT),
+               (BROKER, BROKER_SOCKET_UNIT)) if component in components]  # fmt: skip
     group = SYSUSERS_FILE in manifest.files  # install created the group
     if dry_run:
         if group and target.is_live:
             click.echo("would remove group empower")
-        if broker and target.is_live:
-            click.echo(f"would stop and disable {BROKER_SOCKET_UNIT}")
+        for unit in sockets if target.is_live else ():
+            click.echo(f"would stop and disable {unit}")
         apply(plan, manifest, target, dry_run=True)
         click.echo(f"would remove {target.host(MANIFEST)}")
         removed = [*(a.path for a in plan.actions), MANIFEST]
@@ -253,8 +295,8 @@ def uninstall(*, root: str = "/", force: bool = False, dry_run: bool = False) ->
         manifest = target.read_manifest()
         plan = plan_uninstall(manifest, target, force)
         refuse(plan.refusals)
-        if broker and target.is_live:
-            _stop_broker()
+        for unit in sockets if target.is_live else ():
+            _stop_socket(unit)
         try:
             apply(plan, manifest, target, dry_run=False)
         finally:
@@ -266,33 +308,37 @@ def uninstall(*, root: str = "/", force: bool = False, dry_run: bool = False) ->
         remove_empty_dirs(manifest, target, dry_run=False)
         if group and target.is_live:
             delete_empower_group()
-    if broker and target.is_live:
+    if sockets and target.is_live:
         _reload_manager()
     return 0
 
 
-def _stop_broker() -> None:
+def _stop_socket(unit: str) -> None:
+    """Stop and disable a socket unit install wrote, and the service it starts."""
     import asyncio
 
     from runas_podman.core.errors import BusCallError
 
+    service = unit.removesuffix(".socket") + ".service"
+
     async def stop(bus: SystemdBus) -> None:
+        for name in (unit, service) if unit == LAUNCH_SOCKET_UNIT else (unit,):
+            try:
+                done = await bus.run_job("StopUnit", name)
+            except BusCallError as error:
+                if not error.name.endswith("NoSuchUnit"):
+                    raise
+            else:
+                if done.result != "done":
+                    raise RunasError(f"{name} did not stop ({done.result})")
         try:
-            done = await bus.run_job("StopUnit", BROKER_SOCKET_UNIT)
-        except BusCallError as error:
-            if not error.name.endswith("NoSuchUnit"):
-                raise
-        else:
-            if done.result != "done":
-                raise RunasError(f"{BROKER_SOCKET_UNIT} did not stop ({done.result})")
-        try:
-            await bus.call("DisableUnitFiles", "asb", [[BROKER_SOCKET_UNIT], False])
+            await bus.call("DisableUnitFiles", "asb", [[unit], False])
         except BusCallError as error:
             if not error.name.endswith(("NoSuchUnit", "FileNotFound")):
                 raise
 
     asyncio.run(_on_system_bus(stop))
-    click.echo(f"stopped and disabled {BROKER_SOCKET_UNIT}")
+    click.echo(f"stopped and disabled {unit}")
 
 
 def _reload_manager() -> None:

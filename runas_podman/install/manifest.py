@@ -24,13 +24,15 @@ DEFAULT_PREFIX = "/usr/local"
 UNIT_DIR = "/etc/systemd/system"
 BROKER_SOCKET_UNIT = "runas-broker.socket"
 BROKER_UNITS = (BROKER_SOCKET_UNIT, "runas-broker@.service")
+LAUNCH_SOCKET_UNIT = "runas-podman-launch.socket"
+LAUNCH_UNITS = (LAUNCH_SOCKET_UNIT, "runas-podman-launch.service")
 # polkit reads action files from this one directory (no /usr/local, no /etc): the
 # package's runas_podman/data/polkit/*.policy are installed here.
 POLKIT_ACTIONS = "/usr/share/polkit-1/actions"
 
 
 # Components: each file in the manifest belongs to one.
-PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER = (
+PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER, LAUNCH = (
     "pam",
     "broker",
     "polkit",
@@ -38,8 +40,9 @@ PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER = (
     "completion",
     "state",
     "empower",
+    "launch",
 )
-COMPONENTS = (PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER)
+COMPONENTS = (PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER, LAUNCH)
 
 # Files runas-podman wrote before the manifest existed carry these first lines: such a
 # file is ours to update even without a manifest entry.

@@ -190,7 +190,7 @@ async def run_plan(
         # Pipelined: the watches are in force before the start call is sent.
         watching = asyncio.ensure_future(bus.watch_unit(plan.unit))
         version = asyncio.ensure_future(bus.manager_version())
-        await asyncio.gather(watching, version, bus.watch_jobs())
+        await asyncio.gather(watching, version, bus.watch_jobs(plan.unit))
         manager_version = parse_systemd_version(version.result())
         relay = FdRelay(plan) if needs_relay(plan, manager_version) else None
         session = Session(
@@ -284,7 +284,7 @@ async def _outcome(bus: SystemdBus, unit: str, watch: UnitWatch | None = None) -
         or values.get("ActiveState") not in ENDED
         or not all(name in values for name in OUTCOME)
     ):
-        values = await bus.get_properties(unit_object_path(unit), SERVICE)
+        values = await bus.get_named(unit_object_path(unit), SERVICE, OUTCOME)
     return Outcome(
         int(values["ExecMainCode"]), int(values["ExecMainStatus"]), str(values["Result"])
     )

@@ -77,8 +77,7 @@ def empower_installed(polkit_group: Testbed) -> Iterator[Testbed]:  # noqa: F811
         yield tb
     finally:
         tb.run(["runas-podman", "uninstall", "--force"])
-        tb.check(["runas-podman", "install-pam"])
-        tb.check(["runas-podman", "install-broker"])
+        tb.install_services()
 
 
 def test_install_empower_adds_what_is_missing_or_names_the_polkit_needed(
@@ -110,8 +109,7 @@ def test_install_empower_adds_what_is_missing_or_names_the_polkit_needed(
         assert tb.run(["test", "-e", SYSTEMD_RULE]).returncode == (0 if systemd_ships_rule else 1)
     finally:
         tb.run(["runas-podman", "uninstall", "--force"])
-        tb.check(["runas-podman", "install-pam"])
-        tb.check(["runas-podman", "install-broker"])
+        tb.install_services()
 
 
 def test_without_the_group_capabilities_and_one_line(polkit_group: Testbed) -> None:  # noqa: F811

@@ -72,8 +72,7 @@ def installed(testbed: Testbed) -> Iterator[Testbed]:
     # file and broker of the testbed's own venv.
     tb.run([BIN, "uninstall", "--force"])
     sh(tb, f"rm -rf {VENV} {inside.parent}")
-    tb.check(["runas-podman", "install-pam"])
-    tb.check(["runas-podman", "install-broker"])
+    tb.install_services()
 
 
 def test_the_wheel_carries_the_man_pages(installed: Testbed) -> None:
@@ -235,7 +234,10 @@ def test_uninstall_removes_exactly_what_install_wrote(installed: Testbed) -> Non
     result = tb.run([BIN, "uninstall"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "stopped and disabled runas-broker.socket"  # the testbed's own broker
+    assert lines[:2] == [
+        "stopped and disabled runas-podman-launch.socket",  # install's own, then the
+        "stopped and disabled runas-broker.socket",  # testbed's broker
+    ]
     assert "removed /etc/pam.d/runas" in lines and f"removed {MAN1}/runas.1" in lines
     after = set(tb.run(["sh", "-c", find]).stdout.splitlines())
     assert after <= before
@@ -243,5 +245,8 @@ def test_uninstall_removes_exactly_what_install_wrote(installed: Testbed) -> Non
         "/var/lib/runas-podman",
         "/var/lib/runas-podman/installed",
         "/etc/systemd/system/sockets.target.wants/runas-broker.socket",  # (disabled)
+        "/etc/systemd/system/sockets.target.wants/runas-podman-launch.socket",
     }
     assert tb.run(["systemctl", "is-active", "runas-broker.socket"]).stdout.strip() != "active"
+    launch = tb.run(["systemctl", "is-active", "runas-podman-launch.socket"]).stdout.strip()
+    assert launch != "active"

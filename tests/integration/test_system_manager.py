@@ -8,6 +8,9 @@ import pytest
 
 from tests.testbed.testbed import Testbed
 
+# Root's command lines run both ways: through the launch server and in-process.
+pytestmark = pytest.mark.usefixtures("launch_path")
+
 PODMAN_HELLO = ["runas-podman", "podman", "-u", "test", "--",
                 "run", "--rm", "localhost/busybox", "echo", "hello"]  # fmt: skip
 

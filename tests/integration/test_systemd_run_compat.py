@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
+
 from tests.testbed.testbed import Testbed
+
+# Root's command lines run both ways: through the launch server and in-process.
+pytestmark = pytest.mark.usefixtures("launch_path")
 
 SYSTEMD_RUN = "systemd-run --wait --pipe --quiet --collect"
 

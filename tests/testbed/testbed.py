@@ -158,6 +158,8 @@ class Testbed:
     suite: Suite = field(default_factory=lambda: Suite(DEFAULT_SUITE))
     cache: Path = CACHE
     repo: Path = REPO
+    # Added to every command's environment (e.g. RUNAS_PODMAN_SERVER=0: the in-process path).
+    launch_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def dir(self) -> Path:
@@ -439,8 +441,14 @@ class Testbed:
             timeout=300,
         )  # fmt: skip
         self.check(["sh", "-c", f"ln -sf {VENV}/bin/runas-podman {VENV}/bin/runas /usr/local/bin/"])
+        self.install_services()
+
+    def install_services(self) -> None:
+        """What the testbed's own venv installs on the host, put back after tests that
+        uninstall: the PAM file, the broker, root's launch server."""
         self.check(["runas-podman", "install-pam"])  # /etc/pam.d/runas for runas sessions
         self.check(["runas-podman", "install-broker"])  # runas's wheel+PAM path
+        self.check(["runas-podman", "install-launch-server"])  # root's fast path
 
     def down(self) -> None:
         with self.locked():
@@ -464,7 +472,8 @@ class Testbed:
             home = "/root" if user == "root" else f"/home/{user}"
             base_env.update(HOME=home, USER=user, LOGNAME=user)
             prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
-        assignments = [f"{k}={v}" for k, v in {**base_env, **(env or {})}.items()]
+        merged = {**base_env, **self.launch_env, **(env or {})}
+        assignments = [f"{k}={v}" for k, v in merged.items()]
         enter = [
             "nsenter", "-t", str(state["init_pid"]), "-a",
             "env", "-i", *assignments, *prefix, *argv,

@@ -86,8 +86,11 @@ def test_dry_run_lists_everything_and_writes_nothing(run, root: Path) -> None:  
 def test_install_writes_reports_and_records_each_file(run, root: Path) -> None:  # type: ignore[no-untyped-def]
     code, out, err = run("install", "--root", str(root))
     assert code == 0 and err == ""
-    reported = {line.split(" ", 1)[1].split(" (")[0] for line in out.splitlines()}
-    assert all(line.startswith("installed ") for line in out.splitlines())
+    lines = out.splitlines()
+    not_started = "not started (--root): on the target, systemctl enable --now "
+    assert lines[-1] == not_started + "runas-podman-launch.socket"  # root's launch server
+    reported = {line.split(" ", 1)[1].split(" (")[0] for line in lines[:-1]}
+    assert all(line.startswith("installed ") for line in lines[:-1])
     recorded = written_paths(root)
     assert reported == {f"{root}{path}" for path in recorded}
     assert {"/etc/pam.d/runas", "/usr/local/share/man/man1/runas.1"} | SHELL_FILES <= recorded
@@ -243,7 +246,7 @@ def test_broker_units_into_a_staging_root_start_nothing(
     monkeypatch.setattr(install, "check_broker_interpreter", lambda: checked.append(True))
     code, out, err = run("install", "--root", str(root), "--broker")
     assert code == 0, err
-    assert checked == [True]
+    assert checked == [True, True]  # the broker's interpreter, the launch server's
     service = root / "etc/systemd/system/runas-broker@.service"
     assert f"ExecStart={sys.executable} -m runas_podman.broker" in service.read_text()
     assert f"installed {root}/etc/systemd/system/runas-broker.socket" in out.splitlines()
