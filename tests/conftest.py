@@ -138,7 +138,7 @@ def tb(testbed: Testbed) -> Iterator[Testbed]:
 LAUNCH_PATHS = ("server", "in-process")
 
 
-@pytest.fixture(params=LAUNCH_PATHS)
+@pytest.fixture(params=LAUNCH_PATHS, ids=[f"launch-{path}" for path in LAUNCH_PATHS])
 def launch_path(request: pytest.FixtureRequest, tb: Testbed) -> Iterator[str]:
     """Root's command lines through the launch server (the default once it is installed),
     or in-process (RUNAS_PODMAN_SERVER=0): a module using it runs every test both ways."""
