@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
 # The runas-podman commands the server runs: the launches and the read-only ones.
 SERVED = frozenset({"exec", "podman", "ps", "images", "inspect", "logs"})
-WIRE_MAGIC = b"RPL1"
+WIRE_MAGIC = b"RPL2"
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGWINCH", "SIGQUIT")
 ANSWER_TIMEOUT = 10  # seconds for the server to take the command (or refuse it)
+# Which install this client is: the server runs only what its own install would run.
+INSTALL = os.path.dirname(os.path.abspath(__file__))
 
 
 def _answer_version(prog: str) -> None:
@@ -40,23 +42,33 @@ def _answer_version(prog: str) -> None:
 
 
 def _wants_server(prog: str, args: list[str]) -> bool:
-    """Root, the server not turned off, a command it serves, and this process sees the
-    host as PID 1 does (not in a container or chroot with its own mounts)."""
+    """Root, the server not turned off, a command it serves, stdio open and in the
+    foreground, and this process sees the host as PID 1 does (not in a container, a
+    chroot, another mount namespace)."""
     if os.environ.get("RUNAS_PODMAN_SERVER") == "0" or os.getuid() != 0 or os.geteuid() != 0:
         return False
+    own = args[: args.index("--")] if "--" in args else args
     if any(arg.startswith("--pass-fd") for arg in args):
         return False  # the server gets fds 0-2 only
+    pairs = zip(own, own[1:], strict=False)  # noqa: RUF007 (itertools: one import more)
+    if "--backend=native" in own or ("--backend", "native") in pairs:
+        return False  # the command would run in the server's own cgroup and context
     if prog == "runas-podman":
         if not args or args[0] not in SERVED:
             return False
-    else:
-        for arg in args:  # runas's own options end at its command
-            if arg == "--no-server" or arg in ("-h", "--help", "--version"):
-                return False
-            if arg == "--" or not arg.startswith("-"):
-                break
+    elif any(arg in ("--no-server", "-h", "--help", "--version") for arg in own):
+        return False  # (an argument of the command's that looks so: runs here, the same)
     try:
-        return os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt")
+        for fd in (0, 1, 2):
+            os.fstat(fd)  # a closed one would become this client's socket
+            # A terminal this process does not own the foreground of (a background job):
+            # in-process, the kernel stops it; the server would not be stopped.
+            if os.isatty(fd) and os.tcgetpgrp(fd) != os.getpgrp():
+                return False
+        root, init_root = os.stat("/"), os.stat("/proc/1/root")
+        return (root.st_dev, root.st_ino) == (init_root.st_dev, init_root.st_ino) and (
+            os.readlink("/proc/self/ns/mnt") == os.readlink("/proc/1/ns/mnt")
+        )
     except OSError:
         return False
 
@@ -76,7 +88,8 @@ def _through_server(prog: str) -> None:
         try:
             umask = os.umask(0o022)
             os.umask(umask)
-            fields = [prog.encode(), b"%o" % umask, b"%d" % len(args),
+            fields = [prog.encode(), __version__.encode(), os.fsencode(INSTALL),
+                      b"%o" % umask, b"%d" % len(args),
                       *map(os.fsencode, args),
                       *(name + b"=" + value for name, value in os.environb.items())]  # fmt: skip
             payload = b"\0".join(fields)
@@ -88,19 +101,15 @@ def _through_server(prog: str) -> None:
             os.close(cwd)
         sock.settimeout(ANSWER_TIMEOUT)
         answer = sock.recv(1)
-    except TimeoutError:
-        # It may still take the command: running it here too could run it twice.
-        os.write(2, f"{prog}: the launch server did not answer within {ANSWER_TIMEOUT} s: "
-                    f"see journalctl -u runas-podman-launch.service, or give --no-server "
-                    f"(RUNAS_PODMAN_SERVER=0)\n".encode())  # fmt: skip
-        sys.exit(1 if prog == "runas" else 125)
-    except OSError:
+        if answer == b"A":
+            sock.settimeout(None)
+            sock.sendall(b"G")  # committed: from here on the server runs it, not we
+    except OSError:  # a timeout included: nothing runs there without our "G"
         sock.close()
         return
     if answer != b"A":
         sock.close()
         return  # refused, or gone before it started anything: run here
-    sock.settimeout(None)
     sys.exit(_follow(sock, prog))
 
 

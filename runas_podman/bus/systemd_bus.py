@@ -239,7 +239,7 @@ class SystemdBus:
     # --- units ----------------------------------------------------------------
 
     async def start_transient_unit(self, call: StartCall, interactive: bool = False) -> str:
-        """StartTransientUnit(service, "fail", properties, aux units): returns the job path.
+        """StartTransientUnit(service, mode, properties, aux units): returns the job path.
 
         Auxiliary units are created in the same call (one authorization). Values of
         signature 'h' and 'a(hs)' are the caller's fds: each becomes an index into this
@@ -268,7 +268,7 @@ class SystemdBus:
         (job,) = await self.call(
             "StartTransientUnit",
             "ssa(sv)a(sa(sv))",
-            [call.service.name, "fail", service, aux],
+            [call.service.name, call.mode, service, aux],
             unix_fds=fds,
             interactive=interactive,
         )

@@ -11,10 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from runas_podman.cli.common import AsciiInt, lazy_completion
-from runas_podman.core.errors import RunasError
 
 if TYPE_CHECKING:
-    from runas_podman.bus.systemd_bus import SystemdBus
     from runas_podman.core.model import ServiceUser
 
 
@@ -78,6 +76,38 @@ def setup(user: str, create: bool, home: str | None, dry_run: bool) -> int:
         click.echo("dry run: nothing changed")
     else:
         click.echo("changed" if any(s.changed for s in steps) else "nothing to change")
+    return 0
+
+
+@click.command()
+@USER_OPTION
+@click.option(
+    "--keep-storage", is_flag=True, help="Keep USER's images and volumes (no podman system reset)."
+)
+@click.option("--delete-user", is_flag=True, help="Also delete the account and its home.")
+@click.option(
+    "--force", is_flag=True, help="Also for an account runas-podman setup did not create."
+)
+@click.option("--dry-run", is_flag=True, help="List the changes remove would make; make none.")
+def remove(user: str, keep_storage: bool, delete_user: bool, force: bool, dry_run: bool) -> int:
+    """Take service user USER down: the opposite of setup.
+
+    Stops and removes USER's Quadlets and containers, resets its podman storage (unless
+    --keep-storage), disables linger, stops user@UID.service, removes the sub-id ranges
+    setup added, and with --delete-user deletes the account and its home. Refused for
+    root, and for an account setup did not create unless --force. Each change is printed
+    as it is made; a user that is gone already has nothing to remove.
+    """
+    from runas_podman.manage.removal import RemoveOptions
+    from runas_podman.manage.removal import remove as run_remove
+
+    options = RemoveOptions(keep_storage=keep_storage, delete_user=delete_user, force=force,
+                            dry_run=dry_run)  # fmt: skip
+    changed = _run(run_remove(user, options, click.echo))
+    if dry_run:
+        click.echo("dry run: nothing changed")
+    else:
+        click.echo("changed" if changed else "nothing to change")
     return 0
 
 
@@ -173,69 +203,6 @@ def quadlet() -> None:
     """Install and drive USER's Quadlets (~/.config/containers/systemd/)."""
 
 
-def user_journal(user: ServiceUser, unit: str) -> str:
-    """The command that shows UNIT's lines of USER's manager, as root (journalctl's
-    --user -M USER@ needs a machine root cannot name: the fields work everywhere)."""
-    return f"journalctl _SYSTEMD_USER_UNIT={unit} _UID={user.uid} -n 20 --no-pager"
-
-
-# What each job leaves a unit in when it did what was asked (a oneshot that ran to
-# completion is inactive after its start; one that failed is failed).
-ASKED_STATE = {"StartUnit": ("active", "inactive"), "RestartUnit": ("active", "inactive"),
-               "StopUnit": ("inactive",)}  # fmt: skip
-
-
-async def _user_manager_jobs(user: ServiceUser, method: str, units: list[str]) -> list[str]:
-    from runas_podman.bus.systemd_bus import connected
-    from runas_podman.bus.user_bus import connect_user_manager
-
-    async with connected(connect_user_manager(user, launch=False)) as bus:
-        results = []
-        for unit in units:
-            done = await bus.run_job(method, unit)
-            if done.result != "done":
-                raise RunasError(
-                    f"{unit} of {user.name}: {method} {done.result}: {user_journal(user, unit)}"
-                )
-            state = await bus.unit_state(unit)
-            if method != "StopUnit":
-                state = await _settled(bus, unit, state)
-            results.append(f"{unit}: {state}")
-        return results
-
-
-# A started unit must stay up this long to count as started: a Quadlet container is
-# "active" once conmon has it running, and may die a moment later (issue 22).
-SETTLE_SECONDS = 2.0
-
-
-async def _settled(bus: SystemdBus, unit: str, state: str) -> str:
-    """UNIT's state once it has stayed active for SETTLE_SECONDS, or the one it fell to."""
-    import asyncio
-
-    deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
-    while state == "active" and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.2)
-        state = await bus.unit_state(unit)
-    return state
-
-
-async def _reload(user: ServiceUser) -> None:
-    from runas_podman.bus.systemd_bus import connected
-    from runas_podman.bus.user_bus import connect_user_manager
-
-    async with connected(connect_user_manager(user, launch=False)) as bus:
-        await bus.reload()
-
-
-async def _states(user: ServiceUser, units: list[str]) -> dict[str, str]:
-    from runas_podman.bus.systemd_bus import connected
-    from runas_podman.bus.user_bus import connect_user_manager
-
-    async with connected(connect_user_manager(user, launch=False)) as bus:
-        return {unit: await bus.unit_state(unit) for unit in units}
-
-
 @quadlet.command("install")
 @USER_OPTION
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -248,7 +215,7 @@ def quadlet_install(user: str, files: tuple[str, ...]) -> int:
     target = _user(user)
     installed = quadlets.install(target, [Path(file) for file in files])
     if not quadlets.podman_manages_quadlets():  # podman quadlet install reloads itself
-        _run(_reload(target))
+        _run(quadlets.reload_manager(target))
     for name, units in installed.items():
         click.echo(f"installed {name}: {', '.join(units)}")
     return 0
@@ -272,7 +239,7 @@ def quadlet_list(user: str, output_format: str) -> int:
     else:
         files = quadlets.installed(target)
         units = quadlets.generate(files) if files else {}
-        states = _run(_states(target, [u for us in units.values() for u in us]))
+        states = _run(quadlets.unit_states(target, [u for us in units.values() for u in us]))
         rows = [
             [name, unit, states.get(unit, "?")] for name in files for unit in units.get(name, [])
         ]
@@ -293,28 +260,22 @@ def quadlet_remove(user: str, names: tuple[str, ...]) -> int:
 
     target = _user(user)
     chosen = quadlets.resolve(target, names)
-    _run(_user_manager_jobs(target, "StopUnit", [u for _f, us in chosen for u in us]))
+    _run(quadlets.run_jobs(target, "StopUnit", [u for _f, us in chosen for u in us]))
     reloaded = quadlets.remove(target, [name for name, _units in chosen])
     for name, _units in chosen:
         click.echo(f"removed {name}")
     if not reloaded:
-        _run(_reload(target))
+        _run(quadlets.reload_manager(target))
     return 0
 
 
 def _drive(method: str, user: str, names: tuple[str, ...]) -> int:
     from runas_podman.manage import quadlet as quadlets
 
-    target = _user(user)
-    # A file's main unit is the first the generator names (a .pod's is NAME-pod.service).
-    units = [us[0] for _f, us in quadlets.resolve(target, names) if us]
     status = 0
-    for line in _run(_user_manager_jobs(target, method, units)):
-        unit, _, state = line.partition(": ")
-        if state not in ASKED_STATE[method]:  # e.g. a container that died at once: failed
-            line += f" (not {' or '.join(ASKED_STATE[method])}: {user_journal(target, unit)})"
-            status = 1
-        click.echo(line)
+    for unit, state, problem in _run(quadlets.drive(_user(user), method, names)):
+        click.echo(f"{unit}: {state}" + (f" ({problem})" if problem else ""))
+        status = status or (1 if problem else 0)
     return status
 
 
@@ -335,4 +296,4 @@ def quadlet_stop(user: str, names: tuple[str, ...]) -> int:
 
 
 # Added to the `runas-podman` group by cli.py (no import of cli here: no cycle).
-COMMANDS = (setup, doctor, ps, images, inspect, logs, stop, rm, quadlet)
+COMMANDS = (setup, remove, doctor, ps, images, inspect, logs, stop, rm, quadlet)

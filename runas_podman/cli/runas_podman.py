@@ -52,6 +52,21 @@ def launch_options(function: F) -> F:
                      help="Run in your working directory (WorkingDirectory=)."),
         click.option("--send-sighup", is_flag=True,
                      help="Send SIGHUP after SIGTERM when stopping (SendSIGHUP=yes)."),
+        click.option("--service-type", type=click.Choice(SERVICE_TYPES), metavar="TYPE",
+                     help="The service's Type= (default exec): " + ", ".join(SERVICE_TYPES)
+                          + "."),
+        click.option("-r", "--remain-after-exit", is_flag=True,
+                     help="Keep the unit up after the command ends (RemainAfterExit=yes) "
+                          "until systemctl stop; with --no-block."),
+        click.option("--no-block", is_flag=True,
+                     help="Start the unit, print its name (with --json: and invocation ID) "
+                          "and return; its output goes to the journal."),
+        click.option("--job-mode", type=click.Choice(JOB_MODES), default="fail",
+                     show_default=True, metavar="MODE",
+                     help="The start job's mode: " + ", ".join(JOB_MODES) + "."),
+        click.option("--ignore-failure", is_flag=True,
+                     help="A non-zero exit of the command is no failure of the unit, and "
+                          "this exits 0 (ExecStart=-...)."),
         click.option("--nice", type=AsciiInt(-20, 19), metavar="NICE",
                      help="Nice level of the command (Nice=)."),
         click.option("-D", "--working-directory", metavar="DIR",
@@ -90,6 +105,11 @@ def launch_options(function: F) -> F:
         function = decorator(function)
     return function
 
+
+SERVICE_TYPES = ("simple", "exec", "forking", "oneshot", "dbus", "notify", "notify-reload",
+                 "idle")  # fmt: skip
+JOB_MODES = ("fail", "replace", "replace-irreversibly", "isolate", "flush",
+             "ignore-dependencies", "ignore-requirements")  # fmt: skip
 
 # Options end at `--` or at the first argument that is not ours (podman -u U ps -a).
 COMMAND_SETTINGS = {"allow_interspersed_args": False}

@@ -29,18 +29,22 @@ import threading
 import time
 from typing import NamedTuple, NoReturn
 
-from runas_podman import LAUNCH_SOCKET
+from runas_podman import LAUNCH_SOCKET, __version__
 from runas_podman.core.errors import one_line
 
-WIRE_MAGIC = b"RPL1"
+WIRE_MAGIC = b"RPL2"
+SO_PEERPIDFD = 77  # Linux >= 6.5: the peer as a pidfd, immune to pid reuse
 MAX_PAYLOAD = 4 << 20  # argv and environment: above the kernel's own limit for execve
 READ_TIMEOUT = 5.0  # for the request itself: a client that stalls there is dropped
 IDLE_SECONDS = 120.0  # then the server exits; the socket starts it again when needed
 PROGRAMS = ("runas-podman", "runas")
+INSTALL = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the package's
 
 
 class Request(NamedTuple):
     prog: str
+    version: str  # the client's runas-podman version and install directory: the server
+    install: str  # runs only its own install's command lines
     umask: int
     argv: list[str]
     environ: dict[str, str]
@@ -59,16 +63,63 @@ def peer(conn: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
-def same_mounts(pid: int) -> bool:
+def unconfined_root_here(pid: int) -> str | None:
+    """Why process PID (uid 0) is not root as this server is, or None: it must share the
+    server's mount and user namespaces and root directory, and hold the server's
+    capabilities without no_new_privs or a seccomp filter (a confined root asks as
+    what it is, in-process, and systemd decides)."""
     try:
-        return os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        for namespace in ("mnt", "user"):
+            if os.readlink(f"/proc/{pid}/ns/{namespace}") != os.readlink(
+                f"/proc/self/ns/{namespace}"
+            ):
+                return f"another {namespace} namespace"
+        theirs, ours = os.stat(f"/proc/{pid}/root"), os.stat("/proc/self/root")
+        if (theirs.st_dev, theirs.st_ino) != (ours.st_dev, ours.st_ino):
+            return "another root directory (a chroot)"
+        status, own = _status(f"/proc/{pid}/status"), _status("/proc/self/status")
+    except OSError as error:
+        return f"its /proc entry cannot be read ({error.strerror})"
+    if int(status.get("CapEff", "0"), 16) & int(own.get("CapEff", "0"), 16) != int(
+        own.get("CapEff", "0"), 16
+    ):
+        return "fewer capabilities than root's"
+    if status.get("NoNewPrivs", "0") != "0" or status.get("Seccomp", "0") != "0":
+        return "no_new_privs or a seccomp filter"
+    return None
+
+
+def _status(path: str) -> dict[str, str]:
+    with open(path) as file:
+        return dict(line.rstrip("\n").partition(":\t")[::2] for line in file if ":\t" in line)
+
+
+def peer_pidfd(conn: socket.socket) -> int | None:
+    """The peer as a pidfd (SO_PEERPIDFD), or None where the kernel has none (< 6.5)."""
+    try:
+        return conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
+    except OSError:
+        return None
+
+
+def still_alive(pidfd: int | None) -> bool:
+    """The peer checked by its pid is still that process (its pid not reused)."""
+    if pidfd is None:
+        return True  # no pidfd: the checks above are as good as the pid
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+        return True
     except OSError:
         return False
 
 
-def _read_exactly(conn: socket.socket, size: int) -> bytes:
+def _read_exactly(conn: socket.socket, size: int, deadline: float) -> bytes:
     data = bytearray()
     while len(data) < size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ValueError("the request was not sent in time")
+        conn.settimeout(left)
         chunk = conn.recv(min(size - len(data), 1 << 16))
         if not chunk:
             raise ValueError("the client closed the connection mid-request")
@@ -78,6 +129,8 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes:
 
 def read_request(conn: socket.socket) -> Request:
     """The request, or ValueError naming what is wrong with it (its fds closed)."""
+    deadline = time.monotonic() + READ_TIMEOUT
+    conn.settimeout(READ_TIMEOUT)
     header, fds, _flags, _address = socket.recv_fds(conn, 8, 8)
     try:
         if len(header) != 8 or header[:4] != WIRE_MAGIC or len(fds) != 4:
@@ -85,17 +138,18 @@ def read_request(conn: socket.socket) -> Request:
         size = int.from_bytes(header[4:], "big")
         if size > MAX_PAYLOAD:
             raise ValueError(f"a request of {size} bytes")
-        fields = _read_exactly(conn, size).split(b"\0")
-        prog, umask, argc = fields[0].decode(), int(fields[1], 8), int(fields[2])
-        if prog not in PROGRAMS or not 0 <= argc <= len(fields) - 3 or not 0 <= umask <= 0o777:
+        fields = _read_exactly(conn, size, deadline).split(b"\0")
+        prog, version, install = fields[0].decode(), fields[1].decode(), os.fsdecode(fields[2])
+        umask, argc = int(fields[3], 8), int(fields[4])
+        if prog not in PROGRAMS or not 0 <= argc <= len(fields) - 5 or not 0 <= umask <= 0o777:
             raise ValueError("a malformed launch request")
-        argv = [os.fsdecode(field) for field in fields[3 : 3 + argc]]
+        argv = [os.fsdecode(field) for field in fields[5 : 5 + argc]]
         environ = {}
-        for item in fields[3 + argc :]:
+        for item in fields[5 + argc :]:
             name, equals, value = item.partition(b"=")
             if equals and name:
                 environ[os.fsdecode(name)] = os.fsdecode(value)
-        return Request(prog, umask, argv, environ, fds)
+        return Request(prog, version, install, umask, argv, environ, fds)
     except (ValueError, IndexError, OSError) as error:  # UnicodeDecodeError is a ValueError
         for fd in fds:
             os.close(fd)
@@ -106,7 +160,9 @@ def read_request(conn: socket.socket) -> Request:
 
 def _watch_client(conn: socket.socket) -> None:
     """Deliver the client's forwarded signals to this process (its loop acts on them as on
-    its own); the client going away is a hangup."""
+    its own); the client going away is a hangup. This thread blocks every signal, so each
+    reaches the main thread, and waits there while the main thread holds it (native)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     while True:
         try:
             data = conn.recv(64)
@@ -127,46 +183,78 @@ FORWARDABLE = frozenset(
 
 def serve(conn: socket.socket) -> NoReturn:
     """In the forked child: check the peer, take the request, run it, send the status."""
-    status = 0
     try:
         pid, uid, _gid = peer(conn)
-        if uid != 0 or not same_mounts(pid):
-            log(f"refused pid {pid} uid {uid}: only root of this mount namespace is served")
+        pidfd = peer_pidfd(conn)
+        why = "not uid 0" if uid != 0 else unconfined_root_here(pid)
+        if why is None and not still_alive(pidfd):
+            why = "it ended before it was checked"
+        if why is not None:
+            log(f"refused pid {pid} uid {uid}: {why} (only this host's root is served)")
             conn.sendall(b"R")
             os._exit(0)
-        conn.settimeout(READ_TIMEOUT)
         request = read_request(conn)
-        conn.settimeout(None)
+        if (request.version, request.install) != (__version__, INSTALL):
+            # Another install, or this one upgraded since the server started: it runs its
+            # own code; the server ends once idle, and the socket starts the new one.
+            log(f"refused runas-podman {request.version} of {request.install}: this server "
+                f"is {__version__} of {INSTALL}")  # fmt: skip
+            os.kill(os.getppid(), signal.SIGUSR1)
+            _close(request.fds)
+            conn.sendall(b"R")
+            os._exit(0)
     except (OSError, ValueError) as error:
         log(f"dropped a connection: {error}")
         with contextlib.suppress(OSError):
             conn.sendall(b"R")
         os._exit(0)
+    try:
+        conn.sendall(b"A")
+        conn.settimeout(READ_TIMEOUT)
+        committed = conn.recv(1) == b"G"  # the client will not run it itself
+        conn.settimeout(None)
+    except OSError:
+        committed = False
+    if not committed:
+        _close(request.fds)
+        os._exit(0)  # the client is gone, or ran it itself: nothing started here
+    status = 1 if request.prog == "runas" else 125
+    try:
+        _take_client_context(request)
+        threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
+        status = run(request, pid)
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:  # a bug: shown as in-process, with its traceback
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        with contextlib.suppress(OSError):
+            conn.sendall(b"X" + (status & 0xFFFFFFFF).to_bytes(4, "big"))
+        os._exit(0)
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _take_client_context(request: Request) -> None:
+    """This process becomes the client's: its stdio, cwd, umask, environment, argv."""
     for number, fd in enumerate(request.fds[:3]):
         os.dup2(fd, number, inheritable=True)
     os.fchdir(request.fds[3])
-    for fd in request.fds:
-        if fd > 2:
-            os.close(fd)
+    _close([fd for fd in request.fds if fd > 2])
     os.umask(request.umask)
     os.environ.clear()
     os.environ.update(request.environ)
     sys.argv = [request.prog, *request.argv]
     _fresh_std_streams()
-    try:
-        conn.sendall(b"A")
-    except OSError:
-        os._exit(0)  # the client is gone before anything started
-    threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
-    try:
-        status = run(request, pid)
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        with contextlib.suppress(OSError):
-            conn.sendall(b"X" + (status & 0xFFFFFFFF).to_bytes(4, "big"))
-        os._exit(0)
 
 
 def run(request: Request, pid: int) -> int:
@@ -245,17 +333,30 @@ def main() -> NoReturn:
                 if os.waitpid(child, os.WNOHANG)[0] == child:
                     children.discard(child)
 
+    stale: list[bool] = []  # a client of a newer install came: end once idle
+
     signal.signal(signal.SIGCHLD, reap)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGUSR1, lambda *_: stale.append(True))
     last_activity = time.monotonic()
     while True:
-        ready, _, _ = select.select([listener], [], [], 1.0)
+        ready, _, _ = select.select([] if stale else [listener], [], [], 1.0)
         if ready:
-            conn, _address = listener.accept()
-            child = os.fork()
+            try:
+                conn, _address = listener.accept()
+            except OSError as error:  # EMFILE and the like: the next one may fare better
+                log(f"accept failed: {error.strerror}")
+                time.sleep(0.1)
+                continue
+            try:
+                child = os.fork()
+            except OSError as error:  # TasksMax: that client runs the command itself
+                log(f"fork failed: {error.strerror}")
+                conn.close()
+                continue
             if child == 0:
                 listener.close()
-                for signum in (signal.SIGTERM, signal.SIGCHLD):
+                for signum in (signal.SIGTERM, signal.SIGCHLD, signal.SIGUSR1):
                     signal.signal(signum, signal.SIG_DFL)
                 serve(conn)
             children.add(child)
@@ -264,7 +365,7 @@ def main() -> NoReturn:
             last_activity = time.monotonic()
         elif children:
             last_activity = time.monotonic()
-        elif time.monotonic() - last_activity > IDLE_SECONDS:
+        elif stale or time.monotonic() - last_activity > IDLE_SECONDS:
             sys.exit(0)
 
 

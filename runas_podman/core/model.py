@@ -177,6 +177,10 @@ class LaunchPlan:
     open_files: tuple[OpenFile, ...] = ()
     pass_fds: tuple[PassFd, ...] = ()
     stdio: Stdio = Stdio.PIPE
+    job_mode: str = "fail"  # --job-mode: StartTransientUnit's mode
+    wait: bool = True  # False: --no-block (started, named, and left to run)
+    lifeline: bool = True  # False (-r, --no-block): the unit outlives the client
+    ignore_failure: bool = False  # --ignore-failure: the command's status is not a failure
 
     def __post_init__(self) -> None:
         # Every string of the plan goes over D-Bus, which carries UTF-8 only: refuse here,

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import shlex
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from runas_podman.core.errors import UsageError, is_utf8, shell_join, shown, truncated
 from runas_podman.core.model import (
@@ -96,10 +97,13 @@ def launch_settings(
     same_dir: bool = False,
     cwd: str = "/",
     send_sighup: bool = False,
+    service_type: str | None = None,
+    remain_after_exit: bool = False,
 ) -> list[str]:
     """The settings `runas-podman exec`/`podman` options ask for, as `-p` text (checked by
     the -p parser like the user's own): --slice/--slice-inherit, --nice,
-    -D/--working-directory or -d/--same-dir (the caller's directory), --send-sighup."""
+    -D/--working-directory or -d/--same-dir (the caller's directory), --send-sighup,
+    --service-type (after the plan's own Type=exec, so it wins), -r/--remain-after-exit."""
     if same_dir and working_directory:
         raise UsageError("-d/--same-dir and -D/--working-directory contradict each other: give one")
     settings = []
@@ -113,6 +117,10 @@ def launch_settings(
         settings.append(f"WorkingDirectory={directory}")
     if send_sighup:
         settings.append("SendSIGHUP=yes")
+    if service_type is not None:
+        settings.append(f"Type={service_type}")
+    if remain_after_exit:
+        settings.append("RemainAfterExit=yes")
     return settings
 
 
@@ -289,6 +297,7 @@ def build_service_plan(
     open_files: Sequence[OpenFile] = (),
     pass_fds: Sequence[PassFd] = (),
     group: str | None = None,
+    waiting: Waiting | None = None,
 ) -> LaunchPlan:
     """The plan that runs `argv` (argv[0] absolute) as `user` on the chosen manager, with
     the user's primary group or `group` (-g, the system manager only)."""
@@ -321,7 +330,28 @@ def build_service_plan(
         environment=last_wins([*env, *environment]),
         open_files=tuple(open_files),
         pass_fds=tuple(pass_fds),
+        **(waiting or Waiting())._asdict(),
     )
+
+
+class Waiting(NamedTuple):
+    """How the client stays with the unit (LaunchPlan's fields of the same names)."""
+
+    job_mode: str = "fail"
+    wait: bool = True
+    lifeline: bool = True
+    ignore_failure: bool = False
+
+
+def waiting_for(
+    *, no_block: bool, remain_after_exit: bool, job_mode: str, ignore_failure: bool
+) -> Waiting:
+    """--no-block: started and left to run (no wait, no lifeline); -r: waited for until
+    the command ends, and left up after (no lifeline binds it to this client)."""
+    return Waiting(
+        job_mode=job_mode, wait=not no_block,
+        lifeline=not (no_block or remain_after_exit), ignore_failure=ignore_failure,
+    )  # fmt: skip
 
 
 def podman_plan(plan: LaunchPlan) -> LaunchPlan:

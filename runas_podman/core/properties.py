@@ -19,6 +19,9 @@ LIFELINE_SUFFIX = "-lifeline.service"
 # systemd versions that changed what a unit may say (the manager's Version decides).
 LIGHT_SESSION_CLASSES_SINCE = 256  # user-light, background-light, user-early (run0's)
 EXPAND_ENVIRONMENT_OPTION_SINCE = 254  # systemd-run --expand-environment=
+# systemd-run options measured in the testbed (252 has neither, 257 the first, 262 both).
+IGNORE_FAILURE_OPTION_SINCE = 257  # systemd-run --ignore-failure (the manager: since 243)
+JOB_MODE_OPTION_SINCE = 262  # systemd-run --job-mode
 # Properties of the service with no systemd-run equivalent (the lifeline is ours).
 DBUS_ONLY = frozenset({"BindsTo"})
 
@@ -58,6 +61,7 @@ class TransientUnit(NamedTuple):
 class StartCall(NamedTuple):
     service: TransientUnit
     aux: tuple[TransientUnit, ...] = ()
+    mode: str = "fail"  # the job mode (--job-mode)
 
     @property
     def fd_count(self) -> int:
@@ -74,11 +78,10 @@ class StartCall(NamedTuple):
 
 def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]:
     """Every property of the service unit, in the order systemd-run would send them."""
-    properties = [
-        UnitProperty("Description", "s", plan.description),
-        UnitProperty("AddRef", "b", True),  # systemd-run --wait
-        UnitProperty("CollectMode", "s", "inactive-or-failed"),  # --collect
-    ]
+    properties = [UnitProperty("Description", "s", plan.description)]
+    if plan.wait:
+        properties.append(UnitProperty("AddRef", "b", True))  # systemd-run --wait
+    properties.append(UnitProperty("CollectMode", "s", "inactive-or-failed"))  # --collect
     for assignment in plan.assignments:
         properties.extend(assignment.properties)
     environment = environment_for(plan, session.manager_version)
@@ -95,18 +98,20 @@ def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]
     stdin, stdout, stderr = session.stdio_fds
     if relay is not None:
         stdin = relay.socket_fd  # the real stdin travels to the relay with the secrets
-    properties += [
-        UnitProperty("StandardInputFileDescriptor", "h", stdin),
-        UnitProperty("StandardOutputFileDescriptor", "h", stdout),
-        UnitProperty("StandardErrorFileDescriptor", "h", stderr),
-    ]
+    if plan.wait:  # --no-block: the manager's defaults (no input, output to the journal)
+        properties += [
+            UnitProperty("StandardInputFileDescriptor", "h", stdin),
+            UnitProperty("StandardOutputFileDescriptor", "h", stdout),
+            UnitProperty("StandardErrorFileDescriptor", "h", stderr),
+        ]
     if session.tty_path is not None:
         properties.append(UnitProperty("TTYPath", "s", session.tty_path))
     # ExecStartEx with no-env-expand: arguments reach the command verbatim ($$, $HOME).
     argv = list(plan.argv)
     if relay is not None:
         argv = [relay.python, "-I", "-S", relay.script, "--", *argv]
-    properties.append(UnitProperty("ExecStartEx", "a(sasas)", [[argv[0], argv, ["no-env-expand"]]]))
+    flags = ["no-env-expand", *(["ignore-failure"] if plan.ignore_failure else [])]
+    properties.append(UnitProperty("ExecStartEx", "a(sasas)", [[argv[0], argv, flags]]))
     if session.lifeline_fd is not None:
         # BindsTo: when the lifeline stops (the client is gone), so does the service.
         properties.append(UnitProperty("BindsTo", "as", [lifeline_unit_name(plan.unit)]))
@@ -153,12 +158,12 @@ def start_call(plan: LaunchPlan, session: Session) -> StartCall:
     service = TransientUnit(plan.unit, tuple(service_properties(plan, session)))
     check_unit(*service)  # the gate, again: what the session added (TTYPath=) included
     if session.lifeline_fd is None:
-        return StartCall(service)
+        return StartCall(service, mode=plan.job_mode)
     lifeline = TransientUnit(
         lifeline_unit_name(plan.unit), tuple(lifeline_properties(plan, session))
     )
     check_unit(*lifeline)
-    return StartCall(service, (lifeline,))
+    return StartCall(service, (lifeline,), plan.job_mode)
 
 
 # --- the same unit as a systemd-run command line ------------------------------------------
@@ -170,12 +175,16 @@ def systemd_run_argv(plan: LaunchPlan, version: int | None = None) -> list[str]:
     argv = ["systemd-run"]
     if plan.manager is Manager.USER:
         argv += [f"--machine={plan.user.name}@", "--user"]
-    stdio = "--pty" if plan.stdio is Stdio.PTY else "--pipe"
-    argv += [
-        f"--unit={plan.unit}",
-        f"--description={plan.description}",
-        "--wait", stdio, "--quiet", "--collect",
-    ]  # fmt: skip
+    argv += [f"--unit={plan.unit}", f"--description={plan.description}"]
+    if plan.wait:
+        argv += ["--wait", "--pty" if plan.stdio is Stdio.PTY else "--pipe"]
+    else:
+        argv.append("--no-block")
+    argv += ["--quiet", "--collect"]
+    if plan.job_mode != "fail":
+        argv.append(f"--job-mode={plan.job_mode}")
+    if plan.ignore_failure:
+        argv.append("--ignore-failure")
     command = list(plan.argv)
     if version is None or version >= EXPAND_ENVIRONMENT_OPTION_SINCE:
         argv.append("--expand-environment=no")
@@ -194,6 +203,16 @@ def needs_relay(plan: LaunchPlan, version: int | None) -> bool:
 
 
 def systemd_run_command(plan: LaunchPlan, version: int | None = None) -> str:
+    for option, asked, since in (
+        ("--ignore-failure", plan.ignore_failure, IGNORE_FAILURE_OPTION_SINCE),
+        ("--job-mode", plan.job_mode != "fail", JOB_MODE_OPTION_SINCE),
+    ):
+        if asked and version is not None and version < since:
+            raise UsageError(
+                f"{option} cannot be written as a systemd-run line for systemd {version} "
+                f"(systemd-run has it since {since}); runas-podman itself passes it over "
+                "D-Bus: run it without --dry-run"
+            )
     if plan.open_files and needs_relay(plan, version):
         raise UsageError(
             f"--open-file cannot be written as a systemd-run line for systemd {version} "

@@ -85,6 +85,11 @@ class ServiceOptions:
     pty: bool = False
     pipe: bool = False
     json: JsonMode | None = None
+    service_type: str | None = None
+    remain_after_exit: bool = False
+    no_block: bool = False
+    job_mode: str = "fail"
+    ignore_failure: bool = False
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ def service_plan(request: ServiceRequest, stdio: CallerStdio) -> LaunchPlan:
         parse_setenv,
         podman_plan,
         service_unit_name,
+        waiting_for,
     )
     from runas_podman.host import lookup
 
@@ -36,12 +37,20 @@ def service_plan(request: ServiceRequest, stdio: CallerStdio) -> LaunchPlan:
         caller_slice=caller.slice if options.slice_inherit else None, nice=options.nice,
         working_directory=options.working_directory, same_dir=options.same_dir,
         cwd=caller.cwd if options.same_dir else "/", send_sighup=options.send_sighup,
+        service_type=options.service_type, remain_after_exit=options.remain_after_exit,
     )  # fmt: skip
     pass_fds = [parse_pass_fd(text) for text in options.pass_fds]
     if pass_fds and options.backend is Backend.SYSTEMD_RUN:
         raise UsageError("--pass-fd needs --backend dbus: systemd-run cannot pass fds")
     if options.pty and options.pipe:
         raise UsageError("-t/--pty and --pipe contradict each other: give one of them")
+    if options.remain_after_exit and not options.no_block:
+        # The unit would keep the caller's stdio after the command (systemd-run 262 refuses
+        # --pipe/--pty with -r; older ones wait until the unit is stopped).
+        raise UsageError(
+            "-r/--remain-after-exit keeps the unit, and with it your stdin/stdout/stderr, "
+            "after the command: add --no-block (its output then goes to the journal)"
+        )
     user = lookup.service_user(options.user)
     manager = choose_manager(options.via, caller.uid, user.uid)
     plan = build_service_plan(
@@ -55,7 +64,11 @@ def service_plan(request: ServiceRequest, stdio: CallerStdio) -> LaunchPlan:
         open_files=[parse_open_file(text) for text in options.open_files],
         pass_fds=pass_fds,
         group=lookup.group_name(options.group) if options.group is not None else None,
-    )
+        waiting=waiting_for(
+            no_block=options.no_block, remain_after_exit=options.remain_after_exit,
+            job_mode=options.job_mode, ignore_failure=options.ignore_failure,
+        ),
+    )  # fmt: skip
     if manager is Manager.SYSTEM and plan.open_files:
         check_open_files_for_root(plan, caller.uid)
     if request.package == "podman":
@@ -80,6 +93,7 @@ async def launch_service(request: ServiceRequest, stdio: CallerStdio) -> int:
     ):
         if options.json is not None:
             raise UsageError("--json names the unit and its invocation: there is none natively")
+        check_native(plan)
         from runas_podman.run.launcher import check_passed_fds
         from runas_podman.run.native import Client, native_session
 
@@ -99,6 +113,19 @@ async def launch_service(request: ServiceRequest, stdio: CallerStdio) -> int:
         plan, stdio=stdio.fds, interactive=interactive, terminal=Terminal(through=through),
         report=Report(json, summary),
     )  # fmt: skip
+
+
+def check_native(plan: LaunchPlan) -> None:
+    """What only a service manager does: refused natively, in one line."""
+    asked = [option for option, given in (
+        ("--no-block", not plan.wait), ("-r/--remain-after-exit", not plan.lifeline and plan.wait),
+        (f"--job-mode={plan.job_mode}", plan.job_mode != "fail"),
+    ) if given]  # fmt: skip
+    if asked:
+        raise UsageError(
+            f"{asked[0]} needs systemd's service manager, and the native backend runs the "
+            "command here: drop it, or run where systemd is PID 1"
+        )
 
 
 def native_chosen(backend: Backend, prog: str, stdio: CallerStdio) -> bool:

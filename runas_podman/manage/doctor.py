@@ -177,6 +177,8 @@ def _podman_checks(user: ServiceUser, setup: str, api: bool = True) -> list[Chec
     checks.append(_network_check(parse_systemd_version(result.stdout)))  # "podman version 5.4.2"
     checks.append(_quadlet_check(result.stdout))
     checks.append(_cgroup_check(user))
+    if checks[-2].status == "ok":  # Quadlet is there: the host's traps for it
+        checks += _quadlet_traps(user)
     if not api:
         return checks
     from runas_podman.manage.podman_api import socket_path
@@ -220,6 +222,48 @@ def _quadlet_check(version_line: str) -> Check:
     return Check("quadlet", "warn", f"podman {shown} has no Quadlet (needs "
                  f"{'.'.join(map(str, QUADLET_SINCE))}): quadlet commands are refused",
                  install_hint("podman"))  # fmt: skip
+
+
+WAIT_ONLINE = "/usr/lib/systemd/user/podman-user-wait-network-online.service"
+
+
+def _quadlet_traps(user: ServiceUser) -> list[Check]:
+    """What makes a valid Quadlet fail or hang on this host (docs/quadlets.md)."""
+    from runas_podman.manage.quadlet import cgroup_drop_in, cgroup_fix, cgroup_trap, cgroup_v2
+
+    trap = cgroup_trap(user)
+    if trap is not None:
+        # warn, not fail: a user without Quadlets is fine; quadlet install refuses.
+        checks = [Check("quadlet cgroups", "warn", f"{trap}: Quadlet containers will fail",
+                        cgroup_fix(user))]  # fmt: skip
+    elif cgroup_v2():
+        checks = [Check("quadlet cgroups", "ok", "cgroup v2: --cgroups=split works")]
+    else:
+        drop_in = cgroup_drop_in(user)
+        checks = [
+            Check("quadlet cgroups", "ok", f"cgroup v1, and {drop_in} sets --cgroups=enabled")
+        ]
+    if not os.path.exists(WAIT_ONLINE):
+        return checks  # podman < 5: Quadlet units do not wait for the network
+    state = subprocess.run(
+        ["systemctl", "show", "-P", "LoadState,ActiveState", "network-online.target"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    if state == ["loaded", "active"]:
+        checks.append(Check("network-online", "ok", "network-online.target is active"))
+    elif state[:1] == ["masked"]:
+        checks.append(Check("network-online", "fail",
+                            "network-online.target is masked: every Quadlet start waits for it "
+                            "until it times out (podman-user-wait-network-online.service)",
+                            "systemctl unmask network-online.target"))  # fmt: skip
+    else:
+        checks.append(Check("network-online", "warn",
+                            "network-online.target is not active: each Quadlet start waits ~90 s "
+                            "for it (podman-user-wait-network-online.service); for a Quadlet "
+                            "that needs no network, [Quadlet] DefaultDependencies=false",
+                            "systemctl add-wants multi-user.target network-online.target && "
+                            "systemctl start network-online.target"))  # fmt: skip
+    return checks
 
 
 def _network_check(podman_major: int) -> Check:

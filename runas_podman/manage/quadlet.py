@@ -28,10 +28,14 @@ import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runas_podman.core.errors import RunasError
+from runas_podman.core.errors import RunasError, one_line
 from runas_podman.core.model import ServiceUser
 from runas_podman.host.privileges import run_as
+
+if TYPE_CHECKING:
+    from runas_podman.bus.systemd_bus import SystemdBus
 
 QUADLET_SINCE = (4, 4)  # podman's Quadlet generator
 PODMAN_QUADLET_SINCE = (5, 6)  # podman quadlet install/list/rm
@@ -156,6 +160,8 @@ def install(user: ServiceUser, files: Sequence[Path]) -> dict[str, list[str]]:
         except OSError as error:
             raise RunasError(f"{file}: {error.strerror}") from None
     for name, text in new.items():
+        check_sections(name, text)
+        check_cgroup_trap(user, name, text)
         check_open_files(user, name, text)
     before = installed(user)
     units = generate({**before, **new})
@@ -179,6 +185,11 @@ def install(user: ServiceUser, files: Sequence[Path]) -> dict[str, list[str]]:
 
 
 def podman_as(user: ServiceUser, args: Sequence[str]) -> tuple[int, str, str]:
+    """podman_as_async() in a loop of its own, for callers that have none."""
+    return asyncio.run(podman_as_async(user, args))
+
+
+async def podman_as_async(user: ServiceUser, args: Sequence[str]) -> tuple[int, str, str]:
     """`podman ARGS` as USER, as `runas-podman podman -u USER` runs it (a transient unit
     on PID 1 with User=, or the user's own manager when the user runs this), with its
     stdout and stderr captured: (status, stdout, stderr)."""
@@ -196,16 +207,12 @@ def podman_as(user: ServiceUser, args: Sequence[str]) -> tuple[int, str, str]:
         manager=manager,
         unit=service_unit_name(None),
     )
-
-    async def run(stdio: tuple[int, int, int]) -> int:
-        async with connected(connect_manager(plan)) as bus:
-            return await run_plan(plan, bus, stdio_fds=stdio)
-
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     out = os.memfd_create("podman-stdout")
     err = os.memfd_create("podman-stderr")
     try:
-        status = asyncio.run(run((null, out, err)))
+        async with connected(connect_manager(plan)) as bus:
+            status = await run_plan(plan, bus, stdio_fds=(null, out, err))
         texts = []
         for fd in (out, err):
             os.lseek(fd, 0, os.SEEK_SET)
@@ -296,6 +303,92 @@ async def _reload(user: ServiceUser) -> None:
         await bus.reload()
 
 
+# --- traps of the host that make a valid Quadlet fail -------------------------------
+
+CGROUP_DROP_IN = "/etc/containers/systemd/users/{uid}/container.d/10-cgroup-v1.conf"
+_CGROUPS_ARG = re.compile(r"^\s*PodmanArgs\s*=.*--cgroups[= ](enabled|disabled|no-conmon)",
+                          re.MULTILINE)  # fmt: skip
+
+
+def cgroup_v2() -> bool:
+    try:
+        with open("/proc/self/mounts") as mounts:
+            kinds = [line.split()[2] for line in mounts if line.split()[1:2] == ["/sys/fs/cgroup"]]
+    except OSError:
+        return True  # cannot tell: no trap claimed
+    return kinds[-1:] == ["cgroup2"]
+
+
+def cgroup_drop_in(user: ServiceUser) -> str | None:
+    """A drop-in for USER's .container files that turns --cgroups=split off, or None."""
+    directories = [Path(f"/etc/containers/systemd/users/{user.uid}/container.d"),
+                   Path("/etc/containers/systemd/users/container.d"),
+                   quadlet_dir(user) / "container.d"]  # fmt: skip
+    for directory in directories:
+        try:
+            for path in sorted(directory.glob("*.conf")):
+                if _CGROUPS_ARG.search(path.read_text()):
+                    return str(path)
+        except OSError:
+            continue
+    return None
+
+
+def cgroup_trap(user: ServiceUser) -> str | None:
+    """Why USER's Quadlet containers would fail on this host, or None: Quadlet runs them
+    with --cgroups=split, which rootless podman cannot do on a cgroup v1 (hybrid) layout."""
+    if cgroup_v2() or cgroup_drop_in(user) is not None:
+        return None
+    return (
+        "this host has the cgroup v1 (hybrid) layout, where Quadlet's default "
+        "--cgroups=split fails (podman 5: 'could not find cgroup mount in "
+        '"/proc/self/cgroup"\')'
+    )
+
+
+def cgroup_fix(user: ServiceUser) -> str:
+    """The command that installs the drop-in for USER (it works as printed, as root)."""
+    path = CGROUP_DROP_IN.format(uid=user.uid)
+    return (f"mkdir -p {os.path.dirname(path)} && printf '[Container]\\nPodmanArgs="
+            f"--cgroups=enabled\\n' > {path}")  # fmt: skip
+
+
+def check_cgroup_trap(user: ServiceUser, name: str, text: str) -> None:
+    """Refuse a .container that would fail on this host, unless it says --cgroups itself."""
+    if not name.endswith(".container") or _CGROUPS_ARG.search(text):
+        return
+    trap = cgroup_trap(user)
+    if trap is not None:
+        raise RunasError(
+            f"{name}: {trap}; add PodmanArgs=--cgroups=enabled under [Container], or for all "
+            f"of {user.name}'s Quadlets: {cgroup_fix(user)}"
+        )
+
+
+# The sections a Quadlet file may have (podman-systemd.unit(5)): systemd and the generator
+# skip any other with a log line nobody reads, so a typo'd [Servce] silently loses its keys.
+SECTIONS = ("Unit", "Install", "Service", "Quadlet", "Container", "Pod", "Network", "Volume",
+            "Kube", "Image", "Build", "Artifact")  # fmt: skip
+_SECTION = re.compile(r"^\s*\[(?P<name>[^\]]*)\]\s*$")
+
+
+def check_sections(name: str, text: str) -> None:
+    """Refuse a section neither systemd nor Quadlet knows, naming its line (and the
+    section meant, when one is close)."""
+    import difflib
+
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _SECTION.match(line)
+        if match is None or match["name"] in SECTIONS or match["name"].startswith("X-"):
+            continue
+        close = difflib.get_close_matches(match["name"], SECTIONS, n=1)
+        meant = f": did you mean [{close[0]}]?" if close else ""
+        raise RunasError(
+            f"{name} line {number}: unknown section [{one_line(match['name'])}], which systemd "
+            f"and Quadlet would ignore with all its keys{meant} (X-... for your own)"
+        )
+
+
 def open_file_paths(text: str) -> list[str]:
     """The paths of a unit file's OpenFile= lines (systemd's escaping of ':' undone)."""
     paths = []
@@ -329,9 +422,14 @@ def check_open_files(user: ServiceUser, name: str, text: str) -> None:
 
 
 def remove(user: ServiceUser, names: Sequence[str]) -> bool:
+    """remove_files() in a loop of its own, for callers that have none."""
+    return asyncio.run(remove_files(user, names))
+
+
+async def remove_files(user: ServiceUser, names: Sequence[str]) -> bool:
     """Delete the files `names`; True when podman did it (and reloaded the manager)."""
     if podman_manages_quadlets():
-        status, _out, err = podman_as(user, ["quadlet", "rm", "--force", *names])
+        status, _out, err = await podman_as_async(user, ["quadlet", "rm", "--force", *names])
         if status != 0:
             raise RunasError(f"podman quadlet rm failed as {user.name}: {_why(status, err)}")
         return True
@@ -381,3 +479,84 @@ def resolve(user: ServiceUser, names: Sequence[str]) -> list[tuple[str, list[str
             )
         chosen.append((match, units.get(match, [])))
     return chosen
+
+
+# --- driving the units on the user's manager --------------------------------------
+
+
+def user_journal(user: ServiceUser, unit: str) -> str:
+    """The command that shows UNIT's lines of USER's manager, as root (journalctl's
+    --user -M USER@ needs a machine root cannot name: the fields work everywhere)."""
+    return f"journalctl _SYSTEMD_USER_UNIT={unit} _UID={user.uid} -n 20 --no-pager"
+
+
+# What each job leaves a unit in when it did what was asked (a oneshot that ran to
+# completion is inactive after its start; one that failed is failed).
+ASKED_STATE = {"StartUnit": ("active", "inactive"), "RestartUnit": ("active", "inactive"),
+               "StopUnit": ("inactive",)}  # fmt: skip
+
+
+async def run_jobs(user: ServiceUser, method: str, units: list[str]) -> list[tuple[str, str]]:
+    """Each unit's job on USER's manager, waited for; (unit, the state it settled in)."""
+    from runas_podman.bus.systemd_bus import connected
+    from runas_podman.bus.user_bus import connect_user_manager
+
+    async with connected(connect_user_manager(user, launch=False)) as bus:
+        results = []
+        for unit in units:
+            done = await bus.run_job(method, unit)
+            if done.result != "done":
+                raise RunasError(
+                    f"{unit} of {user.name}: {method} {done.result}: {user_journal(user, unit)}"
+                )
+            state = await bus.unit_state(unit)
+            if method != "StopUnit":
+                state = await _settled(bus, unit, state)
+            results.append((unit, state))
+        return results
+
+
+# A started unit must stay up this long to count as started: a Quadlet container is
+# "active" once conmon has it running, and may die a moment later (issue 22).
+SETTLE_SECONDS = 2.0
+
+
+async def _settled(bus: SystemdBus, unit: str, state: str) -> str:
+    """UNIT's state once it has stayed active for SETTLE_SECONDS, or the one it fell to."""
+    deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
+    while state == "active" and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        state = await bus.unit_state(unit)
+    return state
+
+
+async def reload_manager(user: ServiceUser) -> None:
+    from runas_podman.bus.systemd_bus import connected
+    from runas_podman.bus.user_bus import connect_user_manager
+
+    async with connected(connect_user_manager(user, launch=False)) as bus:
+        await bus.reload()
+
+
+async def unit_states(user: ServiceUser, units: list[str]) -> dict[str, str]:
+    from runas_podman.bus.systemd_bus import connected
+    from runas_podman.bus.user_bus import connect_user_manager
+
+    async with connected(connect_user_manager(user, launch=False)) as bus:
+        return {unit: await bus.unit_state(unit) for unit in units}
+
+
+async def drive(
+    user: ServiceUser, method: str, names: Sequence[str]
+) -> list[tuple[str, str, str | None]]:
+    """Start or stop the main units of USER's Quadlets NAMES: (unit, state, what is wrong
+    when the state is not the one asked, with where to read why)."""
+    # A file's main unit is the first the generator names (a .pod's is NAME-pod.service).
+    units = [us[0] for _f, us in resolve(user, names) if us]
+    results = []
+    for unit, state in await run_jobs(user, method, units):
+        problem = None
+        if state not in ASKED_STATE[method]:  # e.g. a container that died at once: failed
+            problem = f"not {' or '.join(ASKED_STATE[method])}: {user_journal(user, unit)}"
+        results.append((unit, state, problem))
+    return results

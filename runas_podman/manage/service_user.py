@@ -7,10 +7,13 @@ Each step says whether it changed anything.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from runas_podman.bus.systemd_bus import SystemdBus, connected
 from runas_podman.core.errors import BusCallError, RunasError, UsageError
@@ -20,6 +23,37 @@ SUBID_COUNT = 65536
 SUBID_MIN = 100000
 LINGER_DIR = "/var/lib/systemd/linger"
 LOGIND = "org.freedesktop.login1"
+
+
+RECORDS = Path("/var/lib/runas-podman/service-users")
+
+
+@dataclass(frozen=True)
+class Record:
+    """What setup made for a user: whether it created the account, the sub-id span it
+    added (start-end, "" when it added none)."""
+
+    created: bool = False
+    subids: str = ""
+
+    @classmethod
+    def read(cls, name: str) -> Record | None:
+        try:
+            data = json.loads((RECORDS / name).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return cls(bool(data.get("created")), str(data.get("subids", "")))
+
+    def write(self, name: str) -> None:
+        RECORDS.mkdir(parents=True, exist_ok=True, mode=0o755)
+        path = RECORDS / name
+        path.write_text(json.dumps({"created": self.created, "subids": self.subids}) + "\n")
+
+    @staticmethod
+    def forget(name: str) -> None:
+        (RECORDS / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the last one: nothing of ours stays behind
+            RECORDS.rmdir()
 
 
 @dataclass(frozen=True)
@@ -96,6 +130,9 @@ class Changes:
         self.dry_run = dry_run
         self.steps: list[Step] = []
         self._undo: list[tuple[str, Undo]] = []
+        # What `remove` may take back later (removal.Record): made by this run.
+        self.created_user = False
+        self.subid_span = ""
 
     def unchanged(self, what: str, detail: str) -> None:
         self._add(Step(what, False, detail))
@@ -192,6 +229,8 @@ async def setup(
         await _check_logind(system)
         try:
             await _setup_steps(changes, system, name, user, home, open_user_bus)
+            if not dry_run:
+                _record(name, changes)
         except BaseException as error:
             failed = await changes.undo_all()
             if failed and isinstance(error, RunasError):
@@ -200,6 +239,16 @@ async def setup(
                 ) from None
             raise
     return changes.steps
+
+
+def _record(name: str, changes: Changes) -> None:
+    """Remember what this run made, with what earlier runs made (removal.Record): what
+    `remove` may take back without --force."""
+    before = Record.read(name) or Record()
+    Record(
+        created=before.created or changes.created_user,
+        subids=changes.subid_span or before.subids,
+    ).write(name)
 
 
 async def _setup_steps(
@@ -222,6 +271,7 @@ async def _setup_steps(
                        "--shell", "/usr/sbin/nologin", "--user-group", name]),
             _blocking(["userdel", "--remove", name]),
         )  # fmt: skip
+        changes.created_user = not changes.dry_run
         if changes.dry_run:  # the rest would follow for the new uid
             start = free_subid_start([*read_subids("/etc/subuid"), *read_subids("/etc/subgid")])
             span = f"{start}-{start + SUBID_COUNT - 1}"
@@ -288,6 +338,8 @@ async def _subids(changes: Changes, user: ServiceUser) -> None:
         f"add sub-ids {span} for {user.name} to {where}",
         _blocking([*add, user.name]), _blocking([*remove, user.name]),
     )  # fmt: skip
+    if not changes.dry_run and not have_uid and not have_gid:
+        changes.subid_span = span
 
 
 async def _start(bus: SystemdBus, unit: str) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from runas_podman.bus.systemd_bus import SERVICE, UNIT, SystemdBus, UnitWatch, unit_object_path
-from runas_podman.core.errors import EXIT_CANNOT_EXECUTE, BusCallError, RunasError
+from runas_podman.core.errors import EXIT_CANNOT_EXECUTE, BusCallError, RunasError, UsageError
 from runas_podman.core.model import (
     MAX_FDS_PER_MESSAGE,
     LaunchPlan,
@@ -185,7 +185,7 @@ async def run_plan(
     """
     loop = asyncio.get_running_loop()
     interrupted = on_terminating_signals(loop)
-    lifeline = Lifeline()
+    lifeline = Lifeline() if plan.lifeline else None
     try:
         # Pipelined: the watches are in force before the start call is sent.
         watching = asyncio.ensure_future(bus.watch_unit(plan.unit))
@@ -193,8 +193,16 @@ async def run_plan(
         await asyncio.gather(watching, version, bus.watch_jobs(plan.unit))
         manager_version = parse_systemd_version(version.result())
         relay = FdRelay(plan) if needs_relay(plan, manager_version) else None
+        if relay is not None and not plan.wait:
+            relay.close_opened()
+            raise UsageError(
+                f"--no-block with --open-file needs OpenFile= (systemd >= 253; this manager "
+                f"is {manager_version}): the fd relay needs this client until the command "
+                "starts; drop --no-block"
+            )
         session = Session(
-            stdio_fds=stdio_fds, tty_path=tty_path, lifeline_fd=lifeline.read_fd,
+            stdio_fds=stdio_fds, tty_path=tty_path,
+            lifeline_fd=lifeline.read_fd if lifeline is not None else None,
             cat=lookup.executable("cat", "coreutils"), manager_version=manager_version,
             relay=relay.spec() if relay is not None else None,
         )  # fmt: skip
@@ -207,12 +215,17 @@ async def run_plan(
                 relay.close_unit_end()
         if relay is not None:
             relay.send(stdio_fds[0])  # the unit's relay waits for this before the command
-        lifeline.close_read_end()  # systemd holds it now; the write end stays ours alone
+        if lifeline is not None:
+            lifeline.close_read_end()  # systemd holds it now; the write end stays ours alone
         if on_started is not None:
             on_started()
-        if json is not None:
-            await _print_json(bus, plan.unit, watching.result(), json == "pretty", report_fds[0])
         watch = watching.result()
+        if json is not None:
+            await _print_json(bus, plan.unit, watch, json == "pretty", report_fds[0])
+        if not plan.wait:  # --no-block: started; the caller follows it by its name
+            if json is None:
+                os.write(report_fds[0], f"{plan.unit}\n".encode())
+            return 0
         waiting = asyncio.ensure_future(_wait_for_unit(bus, plan, job, watch))
         stoppers = [interrupted] if stop_when is None else [interrupted, stop_when]
         await asyncio.wait([waiting, *stoppers], return_when=asyncio.FIRST_COMPLETED)
@@ -222,8 +235,12 @@ async def run_plan(
                 await _print_summary(bus, plan.unit, report_fds[1])
             return status
         waiting.cancel()
-        # Told to stop: end the lifeline, and BindsTo= stops the unit with it.
-        lifeline.close()
+        # Told to stop: end the lifeline, and BindsTo= stops the unit with it (without
+        # one, -r: stop it ourselves).
+        if lifeline is not None:
+            lifeline.close()
+        else:
+            await bus.run_job("StopUnit", plan.unit)
         await _wait_inactive(bus, plan.unit, watch)
         if interrupted.done():
             return interrupted.result()
@@ -231,7 +248,8 @@ async def run_plan(
         return stop_when.result()
     finally:
         release(loop, interrupted)
-        lifeline.close()  # cat sees EOF and exits: the lifeline unit ends and is collected
+        if lifeline is not None:
+            lifeline.close()  # cat sees EOF and exits: the lifeline unit ends and is collected
 
 
 def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
@@ -263,7 +281,8 @@ async def _wait_inactive(bus: SystemdBus, unit: str, watch: UnitWatch) -> None:
         if state is None and not asked:
             state = await bus.unit_state(unit)
             asked = True
-        if state in ENDED:
+        # "exited": the main process ended and RemainAfterExit= keeps the unit up (-r).
+        if state in ENDED or watch.values.get("SubState") == "exited":
             return
         await watch.changed.wait()
 
@@ -273,7 +292,10 @@ async def _wait_for_unit(bus: SystemdBus, plan: LaunchPlan, job: str, watch: Uni
     if done.result != "done":
         return await _start_failure(bus, plan, done.result)
     await _wait_inactive(bus, plan.unit, watch)
-    return (await _outcome(bus, plan.unit, watch)).exit_status
+    outcome = await _outcome(bus, plan.unit, watch)
+    if plan.ignore_failure and outcome.code == CLD_EXITED:
+        return 0  # as systemd-run --ignore-failure: the status is not a failure
+    return outcome.exit_status
 
 
 async def _outcome(bus: SystemdBus, unit: str, watch: UnitWatch | None = None) -> Outcome:

@@ -166,3 +166,15 @@ def test_a_secret_is_written_whole_or_the_writer_ends(modules: dict[str, ModuleT
     os.close(read_end)  # nobody reads: the writer gets EPIPE
     writer.join(5)
     assert not writer.is_alive()
+
+
+def test_messages_speak_the_modules_words(modules: dict[str, ModuleType]) -> None:
+    words = modules["service_user"].module_words
+    assert words("unknown user 'x': add --create to create it") == (
+        "unknown user 'x': set create: true to create it"
+    )
+    assert words("x was not created by runas-podman setup: add --force to take it down anyway "
+                 "(its account stays unless --delete-user)") == (
+        "x was not created by runas-podman setup: set force: true to take it down anyway "
+        "(its account stays unless delete_user: true)"
+    )  # fmt: skip

@@ -276,3 +276,33 @@ def test_the_password_is_in_no_file_and_no_log(fleet: Fleet, first_run: Playbook
         if log.is_file() and log.suffix in (".log", ".jsonl"):
             assert fleet.db_password not in log.read_text(errors="replace"), log
     assert fleet.db_password not in first_run.output
+
+
+def test_teardown_leaves_nothing_and_a_second_one_changes_nothing(
+    fleet: Fleet, first_run: PlaybookRun
+) -> None:
+    """Last: service_user state: absent with delete_user takes the app's user down; no
+    account, sub-id, linger file, unit, container or storage is left."""
+    assert first_run.rc == 0
+    uids = {m.name: m.check(f"id -u {APP_USER}").stdout.strip() for m in fleet.machines}
+    run = fleet.controller.playbook("teardown.yml", "--diff")
+    assert run.rc == 0, run.output[-4000:]
+    for host in fleet.names:
+        removed = run.result("Remove the service user", host)["result"]
+        assert removed["changed"] is True, removed
+        details = [step["detail"] for step in removed["steps"]]
+        assert details[-1] == f"deleted user {APP_USER} and its home /var/lib/{APP_USER}"
+        again = run.result("Remove it again", host)["result"]
+        assert again["changed"] is False
+        assert [s["detail"] for s in again["steps"]] == [
+            f"user {APP_USER} does not exist: nothing to remove"
+        ]
+    for machine in fleet.machines:
+        uid = uids[machine.name]
+        assert machine.sh(f"getent passwd {APP_USER}").returncode == 2
+        assert f"{APP_USER}:" not in machine.check("cat /etc/subuid /etc/subgid").stdout
+        assert machine.sh(f"test -e /var/lib/systemd/linger/{APP_USER}").returncode == 1
+        assert machine.sh(f"test -e /var/lib/{APP_USER}").returncode == 1
+        state = machine.sh(f"systemctl is-active user@{uid}.service").stdout.strip()
+        assert state in ("inactive", "failed"), state
+        assert machine.sh(f"pgrep -u {uid}").returncode == 1

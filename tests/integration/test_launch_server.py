@@ -23,10 +23,15 @@ try:
 except OSError as error:
     print("connect:", error.strerror); sys.exit(0)
 args = [b"exec", b"-u", b"root", b"--", b"sh", b"-c", b"id > /run/alice-pwned"]
-payload = b"\\0".join([b"runas-podman", b"22", b"%d" % len(args), *args, b"PATH=/usr/bin"])
-socket.send_fds(sock, [b"RPL1" + len(payload).to_bytes(4, "big")], [0, 1, 2, 0])
+import runas_podman, runas_podman.entry as entry
+head = [b"runas-podman", runas_podman.__version__.encode(), entry.INSTALL.encode(), b"22"]
+payload = b"\\0".join([*head, b"%d" % len(args), *args, b"PATH=/usr/bin"])
+socket.send_fds(sock, [entry.WIRE_MAGIC + len(payload).to_bytes(4, "big")], [0, 1, 2, 0])
 sock.sendall(payload)
-print("answer:", sock.recv(1))
+answer = sock.recv(1)
+if answer == b"A":
+    sock.sendall(b"G")
+print("answer:", answer)
 """
 
 

@@ -274,3 +274,65 @@ def test_a_container_that_dies_at_once_fails_start_and_names_its_journal(
         assert stopped.stdout.startswith("dies.service: failed (not inactive: journalctl ")
     finally:
         tb.run(["rm", "-rf", "/root/q"])
+
+
+TESTBED_DROP_IN = "/etc/containers/systemd/users/container.d/10-testbed-cgroup-v1.conf"
+
+
+def doctor_checks(tb: Testbed) -> dict[str, dict[str, str]]:
+    import json
+
+    result = tb.run(["runas-podman", "doctor", "-u", "test", "--json"])
+    return {check["check"]: check for check in json.loads(result.stdout)}
+
+
+def test_doctor_and_install_catch_the_cgroup_v1_trap_and_the_fix_works(
+    clean_quadlets: Testbed,
+) -> None:
+    """On the hybrid (cgroup v1) hosts, without a drop-in, Quadlet's --cgroups=split fails:
+    doctor says so with a fix that works as printed, and install refuses such a file
+    unless it sets --cgroups itself. On cgroup v2 (sid) doctor says it works."""
+    tb = clean_quadlets
+    if podman_version(tb) < (4, 4):
+        assert "quadlet cgroups" not in doctor_checks(tb)  # no Quadlet: no trap to tell
+        return
+    v2 = tb.run(["test", "-e", "/sys/fs/cgroup/cgroup.controllers"]).returncode == 0
+    if v2:
+        assert doctor_checks(tb)["quadlet cgroups"]["status"] == "ok"
+        return
+    uid = tb.check(["id", "-u", "test"]).stdout.strip()
+    own = f"/etc/containers/systemd/users/{uid}/container.d/10-cgroup-v1.conf"
+    sh(tb, f"mv {TESTBED_DROP_IN} {TESTBED_DROP_IN}.away")
+    try:
+        check = doctor_checks(tb)["quadlet cgroups"]
+        assert check["status"] == "warn" and "--cgroups=split fails" in check["detail"], check
+        refused = quadlet(tb, "install", "/src/quadlets/web.container")
+        assert refused.returncode == 125 and refused.stderr.count("\n") == 1, refused.stderr
+        assert "add PodmanArgs=--cgroups=enabled under [Container]" in refused.stderr
+        assert tb.run(["sh", "-c", f"ls {QUADLET_DIR} 2>/dev/null"]).stdout == ""
+        assert sh(tb, check["fix"]).returncode == 0  # the fix, as printed
+        fixed = doctor_checks(tb)["quadlet cgroups"]
+        assert fixed["status"] == "ok" and own in fixed["detail"], fixed
+        installed = quadlet(tb, "install", "/src/quadlets/web.container")
+        assert installed.returncode == 0, installed.stderr
+    finally:
+        sh(tb, f"rm -rf /etc/containers/systemd/users/{uid}; "
+               f"mv {TESTBED_DROP_IN}.away {TESTBED_DROP_IN}")  # fmt: skip
+
+
+def test_doctor_tells_a_quadlet_start_would_wait_for_the_network(tb: Testbed) -> None:
+    """podman 5's Quadlet units wait for network-online.target: inactive, each start
+    waits ~90 s. doctor warns, and its fix works as printed."""
+    checks = doctor_checks(tb)
+    if "network-online" not in checks:
+        assert podman_version(tb) < (5, 0) or "quadlet cgroups" not in checks
+        return
+    assert checks["network-online"]["status"] == "ok"  # the testbed pulls the target in
+    sh(tb, "systemctl stop network-online.target")
+    try:
+        check = doctor_checks(tb)["network-online"]
+        assert check["status"] == "warn" and "waits ~90 s" in check["detail"], check
+        assert sh(tb, check["fix"]).returncode == 0
+        assert doctor_checks(tb)["network-online"]["status"] == "ok"
+    finally:
+        sh(tb, "systemctl start network-online.target")

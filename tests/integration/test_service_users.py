@@ -23,7 +23,9 @@ def fresh_user(tb: Testbed) -> Iterator[str]:
         tb,
         "uid=$(id -u rpsvc 2>/dev/null) || exit 0; loginctl disable-linger rpsvc; "
         "systemctl stop user@$uid.service; userdel -r rpsvc 2>/dev/null; "
-        "sed -i '/^rpsvc:/d' /etc/subuid /etc/subgid; true",
+        "sed -i '/^rpsvc:/d' /etc/subuid /etc/subgid; "
+        "rm -f /var/lib/runas-podman/service-users/rpsvc; "
+        "rmdir /var/lib/runas-podman/service-users 2>/dev/null; true",
     )
 
 
@@ -206,3 +208,56 @@ def test_setup_failing_midway_undoes_what_it_did(tb: Testbed, fresh_user: str) -
     assert tb.run(["getent", "passwd", fresh_user]).returncode == 2
     assert sh(tb, f"ls /var/lib/systemd/linger/{fresh_user}").returncode != 0
     assert sh(tb, "md5sum /etc/passwd /etc/group /etc/subuid /etc/subgid").stdout == before
+
+
+def test_remove_takes_a_service_user_down_and_leaves_nothing(tb: Testbed, fresh_user: str) -> None:
+    """setup --create, an image and a running container, then remove: dry run first (nothing
+    changes), then everything setup made and the user's podman state goes; a second run
+    has nothing to do. Accounts setup did not create, and root, are refused."""
+    name = fresh_user
+    assert tb.run(["runas-podman", "setup", "-u", name, "--create"]).returncode == 0
+    uid = tb.check(["id", "-u", name]).stdout.strip()
+    # An image without a registry: save it as one user, load it as the other.
+    copied = sh(tb, f"runas-podman podman -u test -- save localhost/busybox | "
+                    f"runas-podman podman -u {name} -- load --quiet")  # fmt: skip
+    assert copied.returncode == 0, copied.stderr
+    started = tb.run(["runas-podman", "podman", "-u", name, "--", "run", "-d", "--network=none",
+                      "--name", "keeper", "localhost/busybox", "sleep", "1000"])  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    subuid_before = tb.check(["cat", "/etc/subuid"]).stdout
+    dry = tb.run(["runas-podman", "remove", "-u", name, "--delete-user", "--dry-run"])
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert lines[0] == f"would remove 1 container(s) of {name}"
+    assert lines[1].startswith(f"would reset the podman storage of {name} (1 image(s)")
+    assert lines[2:] == [
+        f"would disable linger for {name} (logind)",
+        f"would stop user@{uid}.service",
+        f"would delete user {name} and its home /var/lib/{name}",
+        "dry run: nothing changed",
+    ]
+    assert tb.run(["id", name]).returncode == 0
+    assert tb.check(["cat", "/etc/subuid"]).stdout == subuid_before
+    removed = tb.run(["runas-podman", "remove", "-u", name, "--delete-user"])
+    assert removed.returncode == 0, removed.stderr
+    assert [line.removeprefix("would ") for line in lines[:-1]] != removed.stdout.splitlines()
+    assert removed.stdout.splitlines()[-1] == "changed"
+    assert tb.run(["id", name]).returncode == 1
+    assert f"{name}:" not in tb.check(["cat", "/etc/subuid", "/etc/subgid"]).stdout
+    assert tb.run(["test", "-e", f"/var/lib/systemd/linger/{name}"]).returncode == 1
+    assert tb.run(["test", "-e", f"/var/lib/{name}"]).returncode == 1
+    assert tb.run(["test", "-e", f"/var/lib/runas-podman/service-users/{name}"]).returncode == 1
+    state = tb.run(["systemctl", "is-active", f"user@{uid}.service"]).stdout.strip()
+    assert state in ("inactive", "failed"), state
+    assert tb.run(["pgrep", "-u", uid]).returncode == 1  # no process of the user is left
+    again = tb.run(["runas-podman", "remove", "-u", name, "--delete-user"])
+    assert (again.returncode, again.stdout) == (
+        0, f"user {name} does not exist: nothing to remove\nnothing to change\n",
+    )  # fmt: skip
+    refused = tb.run(["runas-podman", "remove", "-u", "test", "--dry-run"])
+    assert refused.returncode == 2 and refused.stderr == (
+        "runas-podman: test was not created by runas-podman setup: add --force to take it down "
+        "anyway (its account stays unless --delete-user)\n"
+    )
+    root = tb.run(["runas-podman", "remove", "-u", "root", "--force", "--dry-run"])
+    assert root.returncode == 2 and "refuses root" in root.stderr

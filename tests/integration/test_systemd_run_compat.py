@@ -89,3 +89,97 @@ def test_same_dir_and_send_sighup(tb: Testbed) -> None:
         ["runas-podman", "exec", "-u", "test", "--send-sighup", "--dry-run", "--", "true"]
     )
     assert "--property=SendSIGHUP=yes" in shown.stdout
+
+
+def sh_out(tb: Testbed, line: str) -> tuple[int, str]:
+    """(status, output) of LINE with its stdout in a file (see -r: a held pipe never ends)."""
+    result = tb.run(["sh", "-c", f"{line} >/run/compat.out 2>/dev/null; s=$?; "
+                     "cat /run/compat.out; rm -f /run/compat.out; exit $s"])  # fmt: skip
+    return result.returncode, result.stdout
+
+
+def systemd_version(tb: Testbed) -> int:
+    return int(tb.check(["systemctl", "--version"]).stdout.split()[1])
+
+
+def test_remain_after_exit_and_the_last_service_type(tb: Testbed) -> None:
+    """TEST-74: `--remain-after-exit --service-type=simple --service-type=oneshot true`
+    started without waiting; the unit file says Type=oneshot; it stays until stopped."""
+    options = "-r --no-block --service-type=simple --service-type=oneshot"
+    units = {"ours": "rp-compat-remain", "real": "rp-compat-remain-real"}
+    mine = tb.run(
+        ["sh", "-c", f"runas-podman exec -u root --unit={units['ours']} {options} -- true"]
+    )
+    real = tb.run(["sh", "-c", f"systemd-run --unit={units['real']} {options} true"])
+    try:
+        assert (mine.returncode, mine.stdout) == (0, f"{units['ours']}.service\n"), mine.stderr
+        assert real.returncode == 0, real.stderr
+        for unit in units.values():
+            cat = tb.run(["cat", f"/run/systemd/transient/{unit}.service"]).stdout
+            assert "\nType=oneshot\n" in cat and "\nRemainAfterExit=yes\n" in cat, cat
+            state = tb.run(["systemctl", "show", "-P", "ActiveState,SubState", unit]).stdout
+            assert state.split() == ["active", "exited"], (unit, state)
+    finally:
+        for unit in units.values():  # one by one: a missing one would stop none
+            tb.run(["systemctl", "stop", f"{unit}.service"])
+
+
+def test_remain_after_exit_needs_no_block(tb: Testbed) -> None:
+    """-r keeps the unit, and the stdio fds it was given, after the command: with the
+    caller's stdio that is refused, as systemd-run 262 refuses --pipe/--pty with -r (older
+    ones wait until the unit is stopped: measured 5 s here, still waiting)."""
+    mine = tb.run(["runas-podman", "exec", "-u", "test", "-r", "--", "true"])
+    assert (mine.returncode, mine.stderr) == (
+        2,
+        "runas-podman: -r/--remain-after-exit keeps the unit, and with it your "
+        "stdin/stdout/stderr, after the command: add --no-block (its output then goes to "
+        "the journal)\n",
+    )
+    real = sh_out(tb, "timeout 5 systemd-run --wait --pipe -q --uid=test -r "
+                      "--unit=rp-compat-wait-r-real sh -c 'echo ran'")  # fmt: skip
+    tb.run(["systemctl", "stop", "rp-compat-wait-r-real.service"])
+    if systemd_version(tb) >= 262:
+        assert real == (1, "")  # refused: "--pty/--pty-late/--pipe is not compatible..."
+    else:
+        assert real == (124, "ran\n")  # still waiting after 5 s: timeout ended it
+
+
+def test_no_block_with_json_names_the_unit_and_its_invocation(tb: Testbed) -> None:
+    import json
+
+    try:
+        mine = tb.run(["runas-podman", "exec", "-u", "test", "--no-block", "--json=short",
+                       "--unit=rp-compat-noblock", "--", "sleep", "30"])  # fmt: skip
+        assert mine.returncode == 0, mine.stderr
+        document = json.loads(mine.stdout)
+        assert document["unit"] == "rp-compat-noblock.service"
+        invocation = tb.run(["systemctl", "show", "-P", "InvocationID", document["unit"]])
+        assert document["invocation_id"] == invocation.stdout.strip() != ""
+    finally:
+        tb.run(["systemctl", "stop", "rp-compat-noblock.service"])
+
+
+def test_ignore_failure(tb: Testbed) -> None:
+    """systemd-run's --ignore-failure (257 and later) exits 0 for a failing command; ours
+    does the same on every version (the manager has the flag since 243)."""
+    mine = tb.run(["runas-podman", "exec", "-u", "test", "--ignore-failure", "--", "sh", "-c",
+                   "exit 3"])  # fmt: skip
+    assert mine.returncode == 0, mine.stderr
+    if systemd_version(tb) >= 257:
+        real = tb.run(["systemd-run", "--wait", "-q", "--uid=test", "--ignore-failure",
+                       "sh", "-c", "exit 3"])  # fmt: skip
+        assert real.returncode == 0, real.stderr
+
+
+def test_job_mode(tb: Testbed) -> None:
+    """systemd-run has --job-mode from 262 (sid); ours on every version."""
+    if systemd_version(tb) >= 262:
+        mine, real = both(tb, "-u test --job-mode=replace -- echo ok", "--job-mode=replace echo ok")
+        assert mine == real == (0, "ok\n")
+    else:
+        mine = tb.run(["runas-podman", "exec", "-q", "-u", "test", "--job-mode=replace", "--",
+                       "echo", "ok"])  # fmt: skip
+        assert (mine.returncode, mine.stdout) == (0, "ok\n"), mine.stderr
+    bad = tb.run(["runas-podman", "exec", "-u", "test", "--job-mode=sideways", "--", "true"])
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "'sideways' is not one of" in bad.stderr

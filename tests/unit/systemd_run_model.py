@@ -22,7 +22,7 @@ def systemd_run_properties(argv: list[str], session: Session) -> list[UnitProper
     options, command = argv[1:dash], argv[dash + 1 :]
     properties: list[UnitProperty] = []
     environment: list[str] = []
-    expand, pty = True, False
+    expand, pty, block, ignore_failure = True, False, False, False
     for option in options:
         name, _, value = option.partition("=")
         if name == "--description":
@@ -39,21 +39,26 @@ def systemd_run_properties(argv: list[str], session: Session) -> list[UnitProper
             expand = value != "no"
         elif name == "--pty":
             pty = True
-        elif name in ("--pipe", "--quiet", "--unit", "--machine", "--user"):
+        elif name == "--no-block":
+            block = True  # no AddRef, no stdio of the client's
+        elif name == "--ignore-failure":
+            ignore_failure = True  # ExecStart's "-"
+        elif name in ("--pipe", "--quiet", "--unit", "--machine", "--user", "--job-mode"):
             pass  # no property: how to talk, what to print, the unit's name, which manager
         else:
             raise AssertionError(f"the model does not know {option}")
     if environment:
         properties.append(UnitProperty("Environment", "as", environment))
     stdin, stdout, stderr = session.stdio_fds
-    properties += [
-        UnitProperty("StandardInputFileDescriptor", "h", stdin),
-        UnitProperty("StandardOutputFileDescriptor", "h", stdout),
-        UnitProperty("StandardErrorFileDescriptor", "h", stderr),
-    ]
+    if not block:
+        properties += [
+            UnitProperty("StandardInputFileDescriptor", "h", stdin),
+            UnitProperty("StandardOutputFileDescriptor", "h", stdout),
+            UnitProperty("StandardErrorFileDescriptor", "h", stderr),
+        ]
     if pty:
         properties.append(UnitProperty("TTYPath", "s", session.tty_path))
-    flags = [] if expand else ["no-env-expand"]
+    flags = ([] if expand else ["no-env-expand"]) + (["ignore-failure"] if ignore_failure else [])
     properties.append(UnitProperty("ExecStartEx", "a(sasas)", [[command[0], command, flags]]))
     return properties
 

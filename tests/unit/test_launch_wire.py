@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from runas_podman import entry
+from runas_podman import __version__, entry
+from runas_podman.cli import server
 from runas_podman.cli.server import MAX_PAYLOAD, read_request
 
 
@@ -18,7 +19,9 @@ def send(sock: socket.socket, header: bytes, payload: bytes, fds: list[int]) -> 
 
 
 def request_bytes(prog: bytes, umask: bytes, args: list[bytes], env: list[bytes]) -> bytes:
-    return b"\0".join([prog, umask, b"%d" % len(args), *args, *env])
+    install = os.fsencode(entry.INSTALL)
+    return b"\0".join([prog, __version__.encode(), install, umask, b"%d" % len(args), *args,
+                       *env])  # fmt: skip
 
 
 def open_fds() -> list[int]:
@@ -35,6 +38,9 @@ def test_a_request_round_trips() -> None:
     os.close(fds[0])
     request = read_request(theirs)
     assert request.prog == "runas-podman" and request.umask == 0o27
+    assert (request.version, request.install) == (__version__, server.INSTALL) == (
+        __version__, entry.INSTALL,
+    )  # fmt: skip
     assert request.argv == ["exec", "-u", "t", "--", os.fsdecode(b"a\xff b")]
     assert request.environ == {"A": "1", "B": "x=y"}
     assert len(request.fds) == 4
@@ -87,7 +93,11 @@ def test_an_oversized_request_is_refused_before_it_is_read() -> None:
         ("runas", ["-u", "t", "id"], {}, True),
         ("runas", ["--no-server", "id"], {}, False),
         ("runas", ["--help"], {}, False),
-        ("runas", ["id", "--no-server"], {}, True),  # the command's own argument
+        ("runas", ["id", "--no-server"], {}, False),  # the command's own: runs here, the same
+        ("runas", ["-u", "alice", "--no-server", "id"], {}, False),
+        ("runas-podman", ["exec", "-u", "t", "--backend", "native", "--", "id"], {}, False),
+        ("runas-podman", ["exec", "-u", "t", "--backend=native", "id"], {}, False),
+        ("runas-podman", ["exec", "-u", "t", "--", "echo", "--backend=native"], {}, True),
     ],
 )
 def test_the_fast_path_decision(
@@ -97,6 +107,8 @@ def test_the_fast_path_decision(
     monkeypatch.setattr(os, "getuid", lambda: 0)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(os, "readlink", lambda path: "mnt:[4026531841]")
+    monkeypatch.setattr(os, "stat", lambda path: os.lstat("/"))  # / as PID 1's root
+    monkeypatch.setattr(os, "isatty", lambda fd: False)
     monkeypatch.delenv("RUNAS_PODMAN_SERVER", raising=False)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
@@ -112,3 +124,74 @@ def test_not_root_or_another_mount_namespace_runs_here(monkeypatch: pytest.Monke
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(os, "readlink", lambda path: f"mnt:[{len(path)}]")  # they differ
     assert not entry._wants_server("runas", ["id"])
+
+
+def test_a_closed_stdio_fd_or_a_background_terminal_runs_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RUNAS_PODMAN_SERVER", raising=False)
+    monkeypatch.setattr(os, "getuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "readlink", lambda path: "mnt:[1]")
+    real_fstat = os.fstat
+
+    def closed_stdout(fd: int) -> os.stat_result:
+        if fd == 1:
+            raise OSError(9, "Bad file descriptor")
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", closed_stdout)
+    assert not entry._wants_server("runas", ["id"])
+    monkeypatch.setattr(os, "fstat", real_fstat)
+    monkeypatch.setattr(os, "isatty", lambda fd: fd == 0)
+    monkeypatch.setattr(os, "tcgetpgrp", lambda fd: 4242)  # the terminal's foreground job
+    monkeypatch.setattr(os, "getpgrp", lambda: 777)  # is not ours: we are in the background
+    assert not entry._wants_server("runas", ["id"])
+
+
+def serve_in_a_child(monkeypatch: pytest.MonkeyPatch, failure: BaseException) -> tuple[bytes, str]:
+    """serve() in a forked child whose command line fails with FAILURE; what the client
+    gets back, and what reached its stderr."""
+    ours, theirs = socket.socketpair()
+    err_read, err_write = os.pipe()
+
+    def failing_run(request: object, pid: int) -> int:
+        raise failure
+
+    monkeypatch.setattr(server, "run", failing_run)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        try:
+            ours.close()
+            server.serve(theirs)
+        finally:
+            os._exit(99)  # never back into pytest
+    theirs.close()
+    null = os.open(os.devnull, os.O_RDWR)
+    cwd = os.open("/", os.O_PATH | os.O_DIRECTORY)
+    payload = request_bytes(b"runas-podman", b"22", [b"exec", b"-u", b"t", b"true"], [])
+    send(ours, entry.WIRE_MAGIC + len(payload).to_bytes(4, "big"), payload,
+         [null, null, err_write, cwd])  # fmt: skip
+    os.close(cwd)
+    os.close(err_write)
+    answer = ours.recv(1)
+    if answer == b"A":
+        ours.sendall(b"G")
+    reply = answer + ours.recv(16)
+    os.waitpid(child, 0)
+    stderr = os.read(err_read, 65536).decode()
+    os.close(err_read)
+    os.close(null)
+    return reply, stderr
+
+
+def test_a_crash_in_the_served_command_line_is_a_failure_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the server serves root only")  # CI runs as root
+    reply, stderr = serve_in_a_child(monkeypatch, RuntimeError("a bug"))
+    assert reply == b"AX" + (125).to_bytes(4, "big")
+    assert "Traceback" in stderr and "RuntimeError: a bug" in stderr
+    reply, _stderr = serve_in_a_child(monkeypatch, SystemExit(3))
+    assert reply == b"AX" + (3).to_bytes(4, "big")

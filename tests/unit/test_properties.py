@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from runas_podman.core.elevate import Caller, ElevateOptions, build_elevate_plan
+from runas_podman.core.errors import UsageError
 from runas_podman.core.model import Manager, OpenFile, PassFd, ServiceUser, Stdio
-from runas_podman.core.plan import build_service_plan, parse_assignments, podman_plan
+from runas_podman.core.plan import (
+    build_service_plan,
+    launch_settings,
+    parse_assignments,
+    podman_plan,
+    waiting_for,
+)
 from runas_podman.core.properties import (
     Session,
     lifeline_unit_name,
@@ -12,6 +21,7 @@ from runas_podman.core.properties import (
     session_class_for,
     start_call,
     systemd_run_argv,
+    systemd_run_command,
 )
 from tests.unit.systemd_run_model import assert_same_unit
 
@@ -49,7 +59,21 @@ def plans() -> list:  # type: ignore[type-arg]
             CALLER,
             TEST,
         ),
-    ]
+        *(
+            build_service_plan(
+                argv=["/usr/bin/true"], manager=Manager.SYSTEM,
+                assignments=parse_assignments(launch_settings(
+                    service_type="oneshot", remain_after_exit=remain)),
+                waiting=waiting_for(no_block=no_block, remain_after_exit=remain,
+                                    job_mode=mode, ignore_failure=ignore),
+                **base,  # type: ignore[arg-type]
+            )
+            for no_block, remain, mode, ignore in [
+                (True, False, "fail", False), (False, True, "replace", False),
+                (False, False, "fail", True), (True, True, "fail", True),
+            ]
+        ),
+    ]  # fmt: skip
 
 
 def test_every_plan_is_the_same_unit_both_ways() -> None:
@@ -108,3 +132,39 @@ def test_session_classes_the_manager_knows() -> None:
     assert klass == "user-early-light"
     old = {p.name: p.value for p in service_properties(plan, Session(manager_version=252))}
     assert "XDG_SESSION_CLASS=user" in old["Environment"]  # type: ignore[operator]
+
+
+def test_no_block_and_remain_after_exit_leave_the_unit_to_itself() -> None:
+    def plan(no_block: bool, remain: bool):  # type: ignore[no-untyped-def]
+        settings = launch_settings(remain_after_exit=remain, service_type="simple")
+        return build_service_plan(
+            argv=["/usr/bin/true"], manager=Manager.SYSTEM, user=TEST, unit="u.service",
+            assignments=parse_assignments(settings),
+            waiting=waiting_for(no_block=no_block, remain_after_exit=remain,
+                                job_mode="replace", ignore_failure=False),
+        )  # fmt: skip
+
+    session = Session(lifeline_fd=7)
+    detached = plan(True, False)
+    names = [p.name for p in service_properties(detached, session)]
+    assert "AddRef" not in names and "StandardOutputFileDescriptor" not in names
+    line = systemd_run_argv(detached)
+    assert "--no-block" in line and "--wait" not in line and "--pipe" not in line
+    assert "--job-mode=replace" in line
+    remaining = plan(False, True)
+    assert not remaining.lifeline and remaining.wait
+    assert [a.text for a in remaining.assignments][-2:] == ["Type=simple", "RemainAfterExit=yes"]
+    assert start_call(remaining, Session(lifeline_fd=None)).mode == "replace"
+
+
+def test_ignore_failure_is_a_flag_and_a_line_only_since_257() -> None:
+    plan = build_service_plan(
+        argv=["/usr/bin/false"], manager=Manager.SYSTEM, user=TEST, unit="u.service",
+        waiting=waiting_for(no_block=False, remain_after_exit=False, job_mode="fail",
+                            ignore_failure=True),
+    )  # fmt: skip
+    (exec_start,) = [p for p in service_properties(plan, Session()) if p.name == "ExecStartEx"]
+    assert exec_start.value[0][2] == ["no-env-expand", "ignore-failure"]
+    assert "--ignore-failure" in systemd_run_command(plan, 257)
+    with pytest.raises(UsageError, match="systemd-run has it since 257"):
+        systemd_run_command(plan, 252)

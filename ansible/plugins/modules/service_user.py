@@ -7,11 +7,17 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: service_user
-short_description: Set a service user up for rootless podman (runas-podman setup)
+short_description: Set a service user up for rootless podman, or take it down (runas-podman setup, remove)
 description:
-  - Runs the setup of the C(runas_podman) package on the target, the same as
-    C(runas-podman setup) - the user (created on request), subordinate uid/gid ranges,
-    lingering, the user manager (C(user@UID.service)) and C(podman.socket) in it.
+  - With O(state=present) (the default), runs the setup of the C(runas_podman) package on
+    the target, the same as C(runas-podman setup) - the user (created on request),
+    subordinate uid/gid ranges, lingering, the user manager (C(user@UID.service)) and
+    C(podman.socket) in it.
+  - With O(state=absent), the same as C(runas-podman remove) - the user's Quadlets and
+    containers stopped and removed, its podman storage reset (unless O(keep_storage)),
+    linger disabled, C(user@UID.service) stopped, the sub-id ranges setup added removed,
+    and with O(delete_user) the account and its home. Refused for root, and for an
+    account setup did not create unless O(force). A user that is gone is no change.
   - Idempotent. A step with nothing to do changes nothing; the task reports C(changed)
     only when a step changed something.
   - Nothing is left half done. If a step fails, setup undoes the changes already made,
@@ -45,6 +51,27 @@ options:
       - Home directory of a created user. Default C(/var/lib/NAME).
       - Used only when the user is created.
     type: path
+  state:
+    description:
+      - V(present) sets the user up; V(absent) takes it down.
+    type: str
+    choices: [present, absent]
+    default: present
+  keep_storage:
+    description:
+      - With O(state=absent), keep the user's images and volumes.
+    type: bool
+    default: false
+  delete_user:
+    description:
+      - With O(state=absent), also delete the account and its home.
+    type: bool
+    default: false
+  force:
+    description:
+      - With O(state=absent), also take down an account setup did not create.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -64,6 +91,12 @@ EXAMPLES = r"""
   runas_podman.podman_users.service_user:
     name: web
     create: true
+
+- name: Take the web service's user down, account and all
+  runas_podman.podman_users.service_user:
+    name: web
+    state: absent
+    delete_user: true
 
 - name: An existing account, only what is missing
   runas_podman.podman_users.service_user:
@@ -175,16 +208,63 @@ def diff_of(name, steps):
     }
 
 
+# The package's messages name its CLI options; a playbook sets the module's.
+_OPTION_WORDS = (
+    ("add --create to create it", "set create: true to create it"),
+    ("add --force to take it down", "set force: true to take it down"),
+    ("unless --delete-user", "unless delete_user: true"),
+    ("try --dry-run", "use check mode"),
+)
+
+
+def module_words(message):
+    for cli, module in _OPTION_WORDS:
+        message = message.replace(cli, module)
+    return message
+
+
+def absent(module):
+    """state: absent, through the package's remove."""
+    from runas_podman.manage.removal import RemoveOptions, remove
+
+    lines = []
+    options = RemoveOptions(
+        keep_storage=module.params["keep_storage"], delete_user=module.params["delete_user"],
+        force=module.params["force"], dry_run=module.check_mode,
+    )
+    try:
+        changed = run(remove(module.params["name"], options, lines.append))
+    except (RunasError, BusCallError, OSError) as error:
+        module.fail_json(msg=module_words(error_text(error)), steps=lines,
+                         status=getattr(error, "status", 125), changed=bool(lines))
+    steps = [dict(what="remove", changed=changed, detail=line) for line in lines]
+    result = dict(changed=changed, steps=steps)
+    if module._diff:
+        name = module.params["name"]
+        result["diff"] = {
+            "before_header": "service user %s" % name, "after_header": "service user %s" % name,
+            "before": "service user %s: present\n" % name if changed else "",
+            "after": "".join(line + "\n" for line in lines),
+        }
+    module.exit_json(**result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True, aliases=["user"]),
             create=dict(type="bool", default=False),
             home=dict(type="path"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            keep_storage=dict(type="bool", default=False),
+            delete_user=dict(type="bool", default=False),
+            force=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     require_package(module)
+    if module.params["state"] == "absent":
+        absent(module)
     from runas_podman.host import lookup
     from runas_podman.manage.service_user import setup
 
@@ -198,7 +278,7 @@ def main():
         run(setup(name, module.params["create"], module.params["home"], report,
                   dry_run=module.check_mode))
     except (RunasError, BusCallError, OSError) as error:
-        message = error_text(error)
+        message = module_words(error_text(error))
         module.fail_json(
             msg=message,
             steps=reported,

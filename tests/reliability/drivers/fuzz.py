@@ -554,7 +554,8 @@ def units_left(names: list[str]) -> list[str]:
         left += [
             line.strip()
             for line in listing.stdout.splitlines()
-            if line.strip() and "runas-broker" not in line
+            # The broker's and root's launch server's are installed services.
+            if line.strip() and "runas-broker" not in line and "runas-podman-launch" not in line
         ]
     return left
 
