@@ -245,15 +245,17 @@ def install_pam(dest: str, force: bool) -> int:
     return run(dest, force)
 
 
+def unit_file_options(function: F) -> F:
+    """--dest and --force of the commands that install unit files."""
+    function = click.option(
+        "--force", is_flag=True, help="Replace unit files runas-podman did not write."
+    )(function)
+    return click.option("--dest", default="/etc/systemd/system", show_default=True,
+                        metavar="DIR", help="Where the unit files go.")(function)  # fmt: skip
+
+
 @cli.command("install-broker")
-@click.option(
-    "--dest",
-    default="/etc/systemd/system",
-    show_default=True,
-    metavar="DIR",
-    help="Where the unit files go.",
-)
-@click.option("--force", is_flag=True, help="Replace unit files runas-podman did not write.")
+@unit_file_options
 def install_broker(dest: str, force: bool) -> int:
     """Install and start the root broker of runas (runas-broker.socket): the wheel+PAM path,
     and the per-command polkit path of `runas --via-broker` (its polkit action too)."""
@@ -263,14 +265,7 @@ def install_broker(dest: str, force: bool) -> int:
 
 
 @cli.command("install-launch-server")
-@click.option(
-    "--dest",
-    default="/etc/systemd/system",
-    show_default=True,
-    metavar="DIR",
-    help="Where the unit files go.",
-)
-@click.option("--force", is_flag=True, help="Replace unit files runas-podman did not write.")
+@unit_file_options
 def install_launch_server(dest: str, force: bool) -> int:
     """Install and start root's launch server (runas-podman-launch.socket): a warm process
     that runs root's exec, podman, ps, images, inspect, logs and runas command lines, so a
