@@ -170,11 +170,20 @@ def open_for_root(open_file: OpenFile, fix: str) -> int | None:
             f"--open-file {open_file.path}: {error}, so root might open another file"
         ) from None
     except OSError as error:
-        if "graceful" in open_file.flags:
-            return None
-        raise RunasError(
-            f"could not open an --open-file path ({open_file.path}): {error.strerror}; {fix}"
-        ) from None
+        unopened(open_file, error, fix)  # raises unless graceful
+        return None
+
+
+def unopened(open_file: OpenFile, error: OSError, fix: str) -> None:
+    """An --open-file path that could not be opened: skipped when graceful, else one line
+    naming it (for root's opens here and the user's own in the fd relay alike)."""
+    from runas_podman.core.errors import RunasError
+
+    if "graceful" in open_file.flags:
+        return
+    raise RunasError(
+        f"could not open an --open-file path ({open_file.path}): {error.strerror}; {fix}"
+    ) from None
 
 
 def fuse_devices(mountinfo: str = "/proc/self/mountinfo") -> frozenset[int]:

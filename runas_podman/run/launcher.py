@@ -101,7 +101,7 @@ class FdRelay:
 
     def _open(self, open_file: OpenFile) -> int | None:
         from runas_podman.host.privileges import open_as
-        from runas_podman.host.safepath import open_for_root
+        from runas_podman.host.safepath import open_for_root, unopened
 
         fix = (
             "check that it exists and that the manager may open it (a file the user may only "
@@ -113,11 +113,8 @@ class FdRelay:
         try:  # as the user, who may open what it likes; O_NONBLOCK: a FIFO never blocks
             fd = open_as(self.plan.user, open_file.path, open_file.open_flags | os.O_NONBLOCK)
         except OSError as error:
-            if "graceful" in open_file.flags:
-                return None
-            raise RunasError(
-                f"could not open an --open-file path ({open_file.path}): {error.strerror}; {fix}"
-            ) from None
+            unopened(open_file, error, fix)  # raises unless graceful
+            return None
         os.set_blocking(fd, True)
         return fd
 
