@@ -263,12 +263,12 @@ class SystemdBus:
                 body.append([prop.name, Variant(prop.signature, value)])
             return body
 
-        service = body_of(call.service)
+        body = body_of(call.unit)
         aux = [[unit.name, body_of(unit)] for unit in call.aux]
         (job,) = await self.call(
             "StartTransientUnit",
             "ssa(sv)a(sa(sv))",
-            [call.service.name, call.mode, service, aux],
+            [call.unit.name, call.mode, body, aux],
             unix_fds=fds,
             interactive=interactive,
         )

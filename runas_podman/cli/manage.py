@@ -198,6 +198,25 @@ def rm(user: str, force: bool, containers: tuple[str, ...]) -> int:
     return 0
 
 
+@click.command()
+@USER_OPTION
+@format_options()
+def timers(user: str, output_format: str) -> int:
+    """List the timers that run something as USER (--on-* of exec and podman, and USER's own).
+
+    On the system manager those whose service has User=USER; on USER's own manager (when it
+    runs) every timer. Soonest first.
+    """
+    from runas_podman.manage.timers import list_timers, render
+
+    notes: list[str] = []
+    rows = _run(list_timers(_user(user), notes))
+    click.echo(render(rows, output_format == "json"))
+    for note in notes:
+        click.echo(f"runas-podman: note: {note}", err=True)
+    return 0
+
+
 @click.group()
 def quadlet() -> None:
     """Install and drive USER's Quadlets (~/.config/containers/systemd/)."""
@@ -296,4 +315,4 @@ def quadlet_stop(user: str, names: tuple[str, ...]) -> int:
 
 
 # Added to the `runas-podman` group by cli.py (no import of cli here: no cycle).
-COMMANDS = (setup, remove, doctor, ps, images, inspect, logs, stop, rm, quadlet)
+COMMANDS = (setup, remove, doctor, ps, images, inspect, logs, stop, rm, timers, quadlet)

@@ -100,10 +100,38 @@ def launch_options(function: F) -> F:
         click.option("--pass-fd", "pass_fds", multiple=True, metavar="N[:NAME]",
                      help="Pass your open fd N on to the command (ExtraFileDescriptors); "
                           "repeatable."),
+        *timer_options(),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)
     return function
+
+
+def timer_options() -> list[Callable[[F], F]]:
+    """systemd-run's timer options: with any, a timer NAME.timer starts the command later."""
+    from runas_podman.core.timer import CALENDAR_OPTION, SPAN_OPTIONS
+
+    spans = [
+        click.option(option, option.removeprefix("--").replace("-", "_"), multiple=True,
+                     metavar="SPAN", help=f"Through a timer: run {when} ({setting}=); repeatable.")
+        for (option, setting), when in zip(SPAN_OPTIONS, (
+            "SPAN from now", "SPAN after boot", "SPAN after the manager started",
+            "SPAN after the unit last started", "SPAN after the unit last stopped",
+        ), strict=True)
+    ]  # fmt: skip
+    return [
+        *spans,
+        click.option(CALENDAR_OPTION[0], "on_calendar", multiple=True, metavar="SPEC",
+                     help="Through a timer: run at calendar times (OnCalendar=, e.g. daily, "
+                          "'Mon *-*-* 03:00'); repeatable."),
+        click.option("--on-clock-change", is_flag=True,
+                     help="Through a timer: run when the clock jumps (OnClockChange=yes)."),
+        click.option("--on-timezone-change", is_flag=True,
+                     help="Through a timer: run when the time zone changes."),
+        click.option("--timer-property", "timer_properties", multiple=True, metavar="NAME=VALUE",
+                     help="A setting of the timer (Persistent=yes, RandomizedDelaySec=5min, "
+                          "...); repeatable."),
+    ]  # fmt: skip
 
 
 SERVICE_TYPES = ("simple", "exec", "forking", "oneshot", "dbus", "notify", "notify-reload",
@@ -304,6 +332,7 @@ def exec_command(command: tuple[str, ...], **options: Any) -> int:
 def launch(argv: tuple[str, ...], package: str | None, options: dict[str, Any]) -> int:
     """Click's values, converted to the typed request; the caller is this process."""
     from runas_podman.core.model import Via
+    from runas_podman.core.timer import TimerOptions
     from runas_podman.launch.launch import run
     from runas_podman.launch.request import (
         Backend,
@@ -315,7 +344,15 @@ def launch(argv: tuple[str, ...], package: str | None, options: dict[str, Any]) 
     )
 
     json = options.pop("json")
+    timer = TimerOptions(
+        spans=tuple((f"--{name.replace('_', '-')}", value) for name in TIMER_SPANS
+                    for value in options.pop(name)),
+        clock_change=options.pop("on_clock_change"),
+        timezone_change=options.pop("on_timezone_change"),
+        properties=options.pop("timer_properties"),
+    )  # fmt: skip
     typed = ServiceOptions(
+        timer=timer,
         **{name: value for name, value in options.items() if name not in CONVERTED},
         slice=options["slice_"],
         via=Via(options["via"]),
@@ -329,6 +366,8 @@ def launch(argv: tuple[str, ...], package: str | None, options: dict[str, Any]) 
     return run(ServiceRequest(argv, typed, caller, package, PROG), stdio)
 
 
+TIMER_SPANS = ("on_active", "on_boot", "on_startup", "on_unit_active", "on_unit_inactive",
+               "on_calendar")  # fmt: skip
 CONVERTED = frozenset({"slice_", "via", "backend", "no_ask_password"})
 
 

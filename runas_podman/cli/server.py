@@ -41,6 +41,23 @@ PROGRAMS = ("runas-podman", "runas")
 INSTALL = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the package's
 
 
+def install_stamp() -> frozenset[tuple[str, int, int]]:
+    """The package's modules as they are on disk (name, inode, mtime): an upgrade or a
+    reinstall in place (same version, same directory) changes them, and a server still
+    running the code it loaded before must not serve the new install's clients."""
+    stamp = set()
+    for directory, _dirs, files in os.walk(INSTALL):
+        for name in files:
+            if name.endswith(".py"):
+                with contextlib.suppress(OSError):
+                    info = os.stat(os.path.join(directory, name))
+                    stamp.add((os.path.join(directory, name), info.st_ino, info.st_mtime_ns))
+    return frozenset(stamp)
+
+
+STARTED_WITH = install_stamp()  # in the server: taken at start, before anything is loaded
+
+
 class Request(NamedTuple):
     prog: str
     version: str  # the client's runas-podman version and install directory: the server
@@ -194,11 +211,13 @@ def serve(conn: socket.socket) -> NoReturn:
             conn.sendall(b"R")
             os._exit(0)
         request = read_request(conn)
-        if (request.version, request.install) != (__version__, INSTALL):
+        changed = install_stamp() != STARTED_WITH
+        if (request.version, request.install) != (__version__, INSTALL) or changed:
             # Another install, or this one upgraded since the server started: it runs its
             # own code; the server ends once idle, and the socket starts the new one.
             log(f"refused runas-podman {request.version} of {request.install}: this server "
-                f"is {__version__} of {INSTALL}")  # fmt: skip
+                f"is {__version__} of {INSTALL}"
+                + (", whose files changed since it started" if changed else ""))  # fmt: skip
             os.kill(os.getppid(), signal.SIGUSR1)
             _close(request.fds)
             conn.sendall(b"R")

@@ -181,6 +181,9 @@ class LaunchPlan:
     wait: bool = True  # False: --no-block (started, named, and left to run)
     lifeline: bool = True  # False (-r, --no-block): the unit outlives the client
     ignore_failure: bool = False  # --ignore-failure: the command's status is not a failure
+    # --on-*/--timer-property: the settings of a timer that starts the unit (core/timer.py);
+    # the client then starts the timer and returns.
+    timer: tuple[Assignment, ...] = ()
 
     def __post_init__(self) -> None:
         # Every string of the plan goes over D-Bus, which carries UTF-8 only: refuse here,
@@ -189,6 +192,7 @@ class LaunchPlan:
         texts += [(f"argument {i}" if i else "the command", a) for i, a in enumerate(self.argv)]
         texts += [(f"environment variable {name}", value) for name, value in self.environment]
         texts += [(f"-p {a.name}", a.text) for a in self.assignments]
+        texts += [(f"--timer-property {a.name}", a.text) for a in self.timer]
         texts += [("--open-file", f"{f.path}:{f.name}") for f in self.open_files]
         texts += [("--pass-fd name", p.name) for p in self.pass_fds]
         texts.append(("the description", self.description))
@@ -204,7 +208,7 @@ class LaunchPlan:
         check_text("the user name", self.user.name)
         check_text("the unit name", self.unit)
         check_text("the description", self.description)
-        for assignment in self.assignments:
+        for assignment in (*self.assignments, *self.timer):
             for prop in assignment.properties:
                 check_property(prop.name, prop.signature, prop.value)
         for open_file in self.open_files:
@@ -219,6 +223,11 @@ class LaunchPlan:
         systemd (257) hands out ExtraFileDescriptors before OpenFile= fds.
         """
         return tuple(p.name for p in self.pass_fds) + tuple(f.name for f in self.open_files)
+
+    @property
+    def timer_unit(self) -> str | None:
+        """NAME.timer, named after the service it starts; None: no timer."""
+        return self.unit.removesuffix(".service") + ".timer" if self.timer else None
 
     def with_argv(self, argv: Sequence[str]) -> LaunchPlan:
         return dataclasses.replace(self, argv=tuple(argv))

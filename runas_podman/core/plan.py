@@ -218,15 +218,18 @@ def container_cleanup(podman: str, cidfile: str, remove: bool) -> tuple[Assignme
     sees it end; ExecStopPost= catches a podman that died first, and removes the cidfile.
     Their stdout (container ids) is not the command's output: it goes to /dev/null.
     """
+    # No ';', '$' or '"' in them: systemd 252 writes these into the transient unit file
+    # escaped in a way its own parser reads back wrongly at a daemon-reload (measured:
+    # `>/dev/null\;` became a file name). `printenv MAINPID` is `test -n "$MAINPID"`.
+    cid = shlex.quote(cidfile)
     stop = (
-        f'test -n "$MAINPID" && test -s {shlex.quote(cidfile)} && '
-        f"exec {shlex.quote(podman)} stop --ignore --cidfile {shlex.quote(cidfile)} >/dev/null; "
-        "exit 0"
+        f"printenv MAINPID >/dev/null && test -s {cid} && "
+        f"exec {shlex.quote(podman)} stop --ignore --cidfile {cid} >/dev/null || exit 0"
     )
     end = "rm -f --ignore" if remove else "stop --ignore"
     post = (
-        f"test -s {shlex.quote(cidfile)} && {shlex.quote(podman)} {end} --cidfile "
-        f"{shlex.quote(cidfile)} >/dev/null; rm -f {shlex.quote(cidfile)}"
+        f"test -s {cid} && {shlex.quote(podman)} {end} --cidfile {cid} >/dev/null || true && "
+        f"rm -f {cid}"
     )
     flags = ("ignore-failure", "no-env-expand")
     return (
@@ -298,6 +301,7 @@ def build_service_plan(
     pass_fds: Sequence[PassFd] = (),
     group: str | None = None,
     waiting: Waiting | None = None,
+    timer: Sequence[Assignment] = (),
 ) -> LaunchPlan:
     """The plan that runs `argv` (argv[0] absolute) as `user` on the chosen manager, with
     the user's primary group or `group` (-g, the system manager only)."""
@@ -330,6 +334,7 @@ def build_service_plan(
         environment=last_wins([*env, *environment]),
         open_files=tuple(open_files),
         pass_fds=tuple(pass_fds),
+        timer=tuple(timer),
         **(waiting or Waiting())._asdict(),
     )
 

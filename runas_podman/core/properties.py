@@ -22,6 +22,12 @@ EXPAND_ENVIRONMENT_OPTION_SINCE = 254  # systemd-run --expand-environment=
 # systemd-run options measured in the testbed (252 has neither, 257 the first, 262 both).
 IGNORE_FAILURE_OPTION_SINCE = 257  # systemd-run --ignore-failure (the manager: since 243)
 JOB_MODE_OPTION_SINCE = 262  # systemd-run --job-mode
+# Before 254 the manager writes an Exec*Ex property into the transient unit file under its
+# own name (ExecStartEx=...), which its unit-file parser does not know: after a
+# daemon-reload the unit has no command (measured on 252: "no ExecStart=, ExecStop=, or
+# SuccessAction=. Refusing."; 257 writes ExecStart=). For it, the classic forms.
+EXEC_EX_WRITTEN_SINCE = 254
+_CLASSIC_FLAGS = frozenset({"ignore-failure", "no-env-expand"})
 # Properties of the service with no systemd-run equivalent (the lifeline is ours).
 DBUS_ONLY = frozenset({"BindsTo"})
 
@@ -59,7 +65,7 @@ class TransientUnit(NamedTuple):
 
 
 class StartCall(NamedTuple):
-    service: TransientUnit
+    unit: TransientUnit  # the unit whose start job the call queues: the service, or its timer
     aux: tuple[TransientUnit, ...] = ()
     mode: str = "fail"  # the job mode (--job-mode)
 
@@ -67,7 +73,7 @@ class StartCall(NamedTuple):
     def fd_count(self) -> int:
         """How many fds the message carries (one D-Bus message takes at most 16)."""
         count = 0
-        for unit in (self.service, *self.aux):
+        for unit in (self.unit, *self.aux):
             for prop in unit.properties:
                 if prop.signature == "h":
                     count += 1
@@ -115,7 +121,23 @@ def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]
     if session.lifeline_fd is not None:
         # BindsTo: when the lifeline stops (the client is gone), so does the service.
         properties.append(UnitProperty("BindsTo", "as", [lifeline_unit_name(plan.unit)]))
-    return properties
+    return [classic_exec(prop, session.manager_version) for prop in properties]
+
+
+def classic_exec(prop: UnitProperty, version: int | None) -> UnitProperty:
+    """An Exec*Ex command line as its classic Exec*= twin for a manager older than
+    EXEC_EX_WRITTEN_SINCE: ignore-failure as the flag, no-env-expand as "$$" (systemd's own
+    escape for a verbatim "$", as the systemd-run line for such a manager writes it)."""
+    if version is None or version >= EXEC_EX_WRITTEN_SINCE or prop.signature != "a(sasas)":
+        return prop
+    entries = []
+    for path, argv, flags in prop.value:  # type: ignore[attr-defined]
+        if not _CLASSIC_FLAGS.issuperset(flags):
+            return prop  # +, !, |: no classic form (a -p of the caller's own)
+        if "no-env-expand" in flags:
+            argv = [arg.replace("$", "$$") for arg in argv]
+        entries.append([path, list(argv), "ignore-failure" in flags])
+    return UnitProperty(prop.name.removesuffix("Ex"), "a(sasb)", entries)
 
 
 def session_class_for(klass: str, version: int | None) -> str:
@@ -152,11 +174,25 @@ def lifeline_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty
     return properties
 
 
+def timer_properties(plan: LaunchPlan) -> list[UnitProperty]:
+    """The timer's: the service's description, its settings, and gone once it has
+    elapsed for the last time (systemd-run's RemainAfterElapse=no)."""
+    properties = [UnitProperty("Description", "s", plan.description)]
+    for assignment in plan.timer:
+        properties.extend(assignment.properties)
+    properties.append(UnitProperty("RemainAfterElapse", "b", False))
+    return properties
+
+
 def start_call(plan: LaunchPlan, session: Session) -> StartCall:
     """The whole StartTransientUnit call: the service, and its lifeline in the same call
-    (one polkit authorization for both)."""
+    (one polkit authorization for both); with a timer, the timer and its service."""
     service = TransientUnit(plan.unit, tuple(service_properties(plan, session)))
     check_unit(*service)  # the gate, again: what the session added (TTYPath=) included
+    if plan.timer_unit is not None:
+        timer = TransientUnit(plan.timer_unit, tuple(timer_properties(plan)))
+        check_unit(*timer)
+        return StartCall(timer, (service,), plan.job_mode)
     if session.lifeline_fd is None:
         return StartCall(service, mode=plan.job_mode)
     lifeline = TransientUnit(
@@ -176,7 +212,11 @@ def systemd_run_argv(plan: LaunchPlan, version: int | None = None) -> list[str]:
     if plan.manager is Manager.USER:
         argv += [f"--machine={plan.user.name}@", "--user"]
     argv += [f"--unit={plan.unit}", f"--description={plan.description}"]
-    if plan.wait:
+    if plan.timer:
+        from runas_podman.core.timer import systemd_run_timer_options
+
+        argv += systemd_run_timer_options(plan.timer)
+    elif plan.wait:
         argv += ["--wait", "--pty" if plan.stdio is Stdio.PTY else "--pipe"]
     else:
         argv.append("--no-block")

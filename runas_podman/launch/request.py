@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from runas_podman.core.elevate import Caller, ElevateRequest
 from runas_podman.core.model import Via
+from runas_podman.core.timer import TimerOptions
 
 
 class Backend(enum.Enum):
@@ -90,6 +91,7 @@ class ServiceOptions:
     no_block: bool = False
     job_mode: str = "fail"
     ignore_failure: bool = False
+    timer: TimerOptions = field(default_factory=TimerOptions)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import dataclasses
 
 from runas_podman.core.errors import UsageError
 from runas_podman.core.model import LaunchPlan, Manager, Stdio, choose_manager, through_pty
-from runas_podman.launch.request import Backend, CallerStdio, ServiceRequest
+from runas_podman.launch.request import Backend, CallerStdio, ServiceOptions, ServiceRequest
 
 
 def service_plan(request: ServiceRequest, stdio: CallerStdio) -> LaunchPlan:
@@ -27,6 +27,7 @@ def service_plan(request: ServiceRequest, stdio: CallerStdio) -> LaunchPlan:
         service_unit_name,
         waiting_for,
     )
+    from runas_podman.core.timer import timer_settings
     from runas_podman.host import lookup
 
     options, caller = request.options, request.caller
@@ -44,7 +45,10 @@ def service_plan(request: ServiceRequest, stdio: CallerStdio) -> LaunchPlan:
         raise UsageError("--pass-fd needs --backend dbus: systemd-run cannot pass fds")
     if options.pty and options.pipe:
         raise UsageError("-t/--pty and --pipe contradict each other: give one of them")
-    if options.remain_after_exit and not options.no_block:
+    timer = timer_settings(options.timer)
+    if timer:
+        check_timer_options(options)
+    elif options.remain_after_exit and not options.no_block:
         # The unit would keep the caller's stdio after the command (systemd-run 262 refuses
         # --pipe/--pty with -r; older ones wait until the unit is stopped).
         raise UsageError(
@@ -65,9 +69,10 @@ def service_plan(request: ServiceRequest, stdio: CallerStdio) -> LaunchPlan:
         pass_fds=pass_fds,
         group=lookup.group_name(options.group) if options.group is not None else None,
         waiting=waiting_for(
-            no_block=options.no_block, remain_after_exit=options.remain_after_exit,
+            no_block=options.no_block or bool(timer), remain_after_exit=options.remain_after_exit,
             job_mode=options.job_mode, ignore_failure=options.ignore_failure,
         ),
+        timer=timer,
     )  # fmt: skip
     if manager is Manager.SYSTEM and plan.open_files:
         check_open_files_for_root(plan, caller.uid)
@@ -76,7 +81,7 @@ def service_plan(request: ServiceRequest, stdio: CallerStdio) -> LaunchPlan:
     # A terminal of the caller's is never handed to another user's command: a pty
     # stands between (sudo's use_pty, run0), unless --pipe.
     someone_else = user.uid != caller.uid
-    if options.pty or (not options.pipe and someone_else and any(stdio.ttys)):
+    if not timer and (options.pty or (not options.pipe and someone_else and any(stdio.ttys))):
         plan = dataclasses.replace(plan, stdio=Stdio.PTY)
     return plan
 
@@ -115,9 +120,22 @@ async def launch_service(request: ServiceRequest, stdio: CallerStdio) -> int:
     )  # fmt: skip
 
 
+def check_timer_options(options: ServiceOptions) -> None:
+    """What a timer's later runs cannot have: this caller's stdio, its fds."""
+    for option, given in (("-t/--pty", options.pty), ("-P/--pipe", options.pipe),
+                          ("--pass-fd", bool(options.pass_fds))):  # fmt: skip
+        if given:
+            raise UsageError(
+                f"{option} hands over what this process has now, and a timer starts the "
+                "command later, without it (its output goes to the journal): drop "
+                f"{option.split('/')[0]}, or drop the --on-*/--timer-property options"
+            )
+
+
 def check_native(plan: LaunchPlan) -> None:
     """What only a service manager does: refused natively, in one line."""
     asked = [option for option, given in (
+        ("--on-*/--timer-property (a timer)", bool(plan.timer)),
         ("--no-block", not plan.wait), ("-r/--remain-after-exit", not plan.lifeline and plan.wait),
         (f"--job-mode={plan.job_mode}", plan.job_mode != "fail"),
     ) if given]  # fmt: skip

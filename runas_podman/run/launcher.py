@@ -206,7 +206,7 @@ async def run_plan(
         try:
             job = await bus.start_transient_unit(start_call(plan, session), interactive)
         except BusCallError as error:
-            raise _start_error(error, plan.unit, bus.description) from None
+            raise start_error(error, plan.unit, bus.description) from None
         finally:
             if relay is not None:
                 relay.close_unit_end()
@@ -249,7 +249,7 @@ async def run_plan(
             lifeline.close()  # cat sees EOF and exits: the lifeline unit ends and is collected
 
 
-def _start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
+def start_error(error: BusCallError, unit: str, manager: str) -> RunasError:
     if error.name == "org.freedesktop.systemd1.UnitExists":
         return RunasError(
             f"unit {unit} already exists: choose another --unit, or stop it (systemctl stop {unit})"

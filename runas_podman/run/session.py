@@ -81,6 +81,16 @@ async def session(
                 on_started=remote.on_started, stop_when=remote.watch_client(),
             )  # fmt: skip
         agent = open_agent() if interactive else None
+        if plan.timer:
+            from runas_podman.run.timers import start_timer
+
+            try:
+                return await start_timer(
+                    plan, bus, interactive=interactive, json_mode=report.json,
+                    note=report.summary, report_fds=(stdio[1], stdio[2]),
+                )  # fmt: skip
+            finally:
+                close_agent(agent)
         forwarder = None
         if plan.stdio is Stdio.PTY:
             from runas_podman.run.ptyfwd import PtyForwarder

@@ -160,3 +160,27 @@ def test_install_dry_run_lists_the_socket_unit(tb: Testbed) -> None:
     assert "up to date /etc/systemd/system/runas-podman-launch.socket" in lines
     assert "up to date /etc/systemd/system/runas-podman-launch.service" in lines
     assert "would enable and start runas-podman-launch.socket" in lines
+
+
+def test_a_reinstall_in_place_retires_the_running_server(tb: Testbed) -> None:
+    """pip install --force-reinstall keeps the version and the directory; the running
+    server must not go on serving the code it loaded before. Its files changed: the next
+    client is refused (and runs in-process, with the same result), the server exits, and
+    the socket starts a fresh one for the call after."""
+    assert tb.run(["runas-podman", "exec", "-u", "test", "--", "true"]).returncode == 0
+    before = tb.run(["systemctl", "show", "-P", "MainPID", SERVICE]).stdout.strip()
+    assert before not in ("", "0")
+    site = tb.check([PYTHON, "-c", "import runas_podman, os; "
+                     "print(os.path.dirname(runas_podman.__file__))"]).stdout.strip()  # fmt: skip
+    tb.check(["touch", f"{site}/core/plan.py"])  # what a reinstall does to every module
+    refused = tb.run(["runas-podman", "exec", "-u", "test", "--", "echo", "here"])
+    assert (refused.returncode, refused.stdout, refused.stderr) == (0, "here\n", "")
+    assert wait_for(
+        lambda: tb.run(["systemctl", "show", "-P", "MainPID", SERVICE]).stdout.strip() == "0"
+    )
+    log = tb.run(["journalctl", "-u", SERVICE, "-o", "cat", "-n", "20", "--no-pager"]).stdout
+    assert "whose files changed since it started" in log
+    served = tb.run(["runas-podman", "exec", "-u", "test", "--", "echo", "served"])
+    assert (served.returncode, served.stdout) == (0, "served\n")
+    after = tb.run(["systemctl", "show", "-P", "MainPID", SERVICE]).stdout.strip()
+    assert after not in ("", "0", before)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 
 import pytest
@@ -271,3 +273,39 @@ def test_podman_args_are_shell_safe_in_dry_run(tb: Testbed) -> None:
     assert shlex.split(dry.stdout)[-3:] == ["/usr/bin/echo", "a;b", dollar]
     ran = tb.run(["bash", "-c", dry.stdout])
     assert ran.stdout == "a;b $(x)\n", ran.stderr  # what systemd-run ran: the same words
+
+
+def test_a_daemon_reload_keeps_a_running_units_commands(tb: Testbed) -> None:
+    """The manager writes a transient unit to /run/systemd/transient and reads it again at
+    every daemon-reload. 252 wrote our ExecStartEx=/ExecStopEx= there under names its own
+    parser does not know: after a reload the unit had no command and no container cleanup
+    (measured). Now, on every suite: the same commands after a reload, and stopping the
+    unit still removes its container."""
+    unit, box = "rp-reload", f"rp-reload-{os.urandom(3).hex()}"  # a name free at once
+    started = tb.run(["runas-podman", "podman", "-u", "test", f"--unit={unit}", "--no-block",
+                      "--", "run", "--rm", "--init", "--network=none", f"--name={box}",
+                      "localhost/busybox", "sleep", "300"])  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stderr
+        waited = sh(tb, "for i in $(seq 150); do runas-podman podman -q -u test -- container "
+                        f"exists {box} && exit 0; sleep 0.2; done; exit 1")  # fmt: skip
+        assert waited.returncode == 0, tb.run(["journalctl", "-u", unit, "-n", "20"]).stdout
+        show = ["systemctl", "show", "-P", "ExecStart,ExecStop,ExecStopPost", unit]
+        before = commands(tb.check(show).stdout)
+        tb.check(["systemctl", "daemon-reload"])
+        after = commands(tb.check(show).stdout)
+        assert after == before and len(after) == 3, after
+        assert "argv[]=/usr/bin/podman run" in after[0] and "podman stop" in after[1]
+        tb.check(["systemctl", "stop", f"{unit}.service"])
+        gone = tb.run(["runas-podman", "podman", "-q", "-u", "test", "--",
+                       "container", "exists", box])  # fmt: skip
+        assert gone.returncode == 1, gone.stderr
+    finally:
+        tb.run(["systemctl", "stop", f"{unit}.service"])
+
+
+def commands(shown: str) -> list[str]:
+    """systemctl show's command lines without their run-time fields (pid, times), and
+    without backslashes: 252 shows the same line escaped (`\\$\\$`, `\\;`) after a reload."""
+    found = re.findall(r"path=.*? ; argv\[\]=.*? ; ignore_errors=\w+", shown)
+    return [line.replace("\\", "") for line in found]

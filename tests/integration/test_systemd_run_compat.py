@@ -183,3 +183,93 @@ def test_job_mode(tb: Testbed) -> None:
     bad = tb.run(["runas-podman", "exec", "-u", "test", "--job-mode=sideways", "--", "true"])
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
     assert "'sideways' is not one of" in bad.stderr
+
+
+def transient(tb: Testbed, unit: str) -> list[str]:
+    return tb.run(["cat", f"/run/systemd/transient/{unit}"]).stdout.splitlines()
+
+
+def test_timer_property_alone_makes_a_timer(tb: Testbed) -> None:
+    """TEST-74: `-r --unit=U --timer-property=OnUnitInactiveSec=16h true`."""
+    units = {"ours": "rp-compat-timer0", "real": "rp-compat-timer0-real"}
+    options = "-r --timer-property=OnUnitInactiveSec=16h"
+    try:
+        mine = tb.run(["sh", "-c", f"runas-podman exec -u root --unit={units['ours']} "
+                       f"{options} -- true"])  # fmt: skip
+        real = tb.run(["sh", "-c", f"systemd-run --unit={units['real']} {options} true"])
+        assert (mine.returncode, mine.stdout) == (0, f"{units['ours']}.timer\n"), mine.stderr
+        assert real.returncode == 0, real.stderr
+        for unit in units.values():
+            assert "OnUnitInactiveSec=16h" in transient(tb, f"{unit}.timer"), unit
+            service = transient(tb, f"{unit}.service")
+            assert any(line.startswith("ExecStart=") and "/bin/true" in line for line in service)
+    finally:
+        for unit in units.values():
+            for suffix in (".timer", ".service"):
+                tb.run(["systemctl", "stop", f"{unit}{suffix}"])
+
+
+TEST74_TIMER = (
+    "--on-active=10 --on-active=30s --on-boot=1s --on-startup=2m --on-unit-active=3h20m "
+    "--on-unit-inactive='5d 4m 32s' --on-calendar='mon,fri *-1/2-1,3 *:30:45' "
+    "--on-clock-change --on-clock-change --on-timezone-change "
+    "--timer-property=After=systemd-journald.service "
+    "--description='Hello world' --description='My Fancy Timer'"
+)
+TEST74_TIMER_LINES = [
+    "Description=My Fancy Timer", "OnActiveSec=10s", "OnActiveSec=30s", "OnBootSec=1s",
+    "OnStartupSec=2min", "OnUnitActiveSec=3h 20min", "OnUnitInactiveSec=5d 4min 32s",
+    "OnCalendar=mon,fri *-1/2-1,3 *:30:45", "OnClockChange=yes", "OnTimezoneChange=yes",
+    "After=systemd-journald.service",
+]  # fmt: skip
+
+
+def test_every_timer_option_as_test74_checks_it(tb: Testbed) -> None:
+    """TEST-74's timer with every option: both timer files hold the same settings, both
+    pass systemd-analyze verify, the service keeps -r and the description, not After=."""
+    units = {"ours": "rp-compat-timer1", "real": "rp-compat-timer1-real"}
+    try:
+        mine = tb.run(["sh", "-c", f"runas-podman exec -u root -r --unit={units['ours']} "
+                       f"{TEST74_TIMER} -- true"])  # fmt: skip
+        real = tb.run(["sh", "-c", f"systemd-run -r --unit={units['real']} {TEST74_TIMER} true"])
+        assert mine.returncode == 0, mine.stderr
+        assert real.returncode == 0, real.stderr
+        timers = []
+        for unit in units.values():
+            timer = transient(tb, f"{unit}.timer")
+            service = transient(tb, f"{unit}.service")
+            for line in TEST74_TIMER_LINES:
+                assert line in timer, (unit, line, timer)
+            assert "Description=My Fancy Timer" in service and "RemainAfterExit=yes" in service
+            assert "After=systemd-journald.service" not in service
+            for suffix in (".service", ".timer"):
+                verify = tb.run(["systemd-analyze", "verify", "--recursive-errors=no",
+                                 f"/run/systemd/transient/{unit}{suffix}"])  # fmt: skip
+                assert verify.returncode == 0, (unit, suffix, verify.stderr)
+            timers.append({line for line in timer if "=" in line})
+        assert timers[0] == timers[1]  # the same settings (a flag given twice: one line here)
+    finally:
+        for unit in units.values():
+            for suffix in (".timer", ".service"):
+                tb.run(["systemctl", "stop", f"{unit}{suffix}"])
+
+
+@pytest.mark.parametrize(
+    "option", ["on-active", "on-boot", "on-calendar", "on-startup", "on-unit-active",
+               "on-unit-inactive"],
+)  # fmt: skip
+def test_empty_timer_values_fail_as_in_systemd_run(tb: Testbed, option: str) -> None:
+    """TEST-74: `--OPT=` and `--OPT=''` fail; ours in one line, nothing left behind."""
+    for value in ("", "''"):
+        mine = tb.run(["sh", "-c", f"runas-podman exec -u test --unit=rp-compat-empty "
+                       f"--{option}={value} -- true"])  # fmt: skip
+        real = tb.run(
+            ["sh", "-c", f"systemd-run --unit=rp-compat-empty-real --{option}={value} true"]
+        )
+        assert real.returncode != 0
+        assert mine.returncode != 0 and mine.stderr.count("\n") == 1, mine.stderr
+        assert "Traceback" not in mine.stderr
+    left = tb.run(
+        ["systemctl", "list-units", "--all", "--plain", "--no-legend", "rp-compat-empty*"]
+    )
+    assert left.stdout.strip() == ""

@@ -48,27 +48,21 @@ def test_concurrent_clients_all_succeed(tb: Testbed, figures: Figures, case: Loa
         if (run["status"], run["stdout"], run["stderr"])
         != (0, case.expected.replace("{i}", str(run["index"])), "")
     ]
-    # podman 4.3 (bookworm) now and then loses a short-lived container's output under
-    # concurrency and still exits 0: measured at 1 in 100 through the plain systemd-run
-    # line as well, twice (docs/testbed.md). Such runs are counted, not failed, there only.
-    lossy = bool(failed) and case.name == "podman-run" and podman_loses_output(tb)
+    # podman itself now and then loses a short-lived container's output under concurrency
+    # and still exits 0: measured through the plain systemd-run line as well, with no code
+    # of ours in the path (bookworm's 4.3: 1 in 100, twice; sid's 5.8: 3 in 1,900, where our two
+    # paths lost 0 in 1,600; docs/testbed.md). Such runs are counted, not failed.
+    lossy = case.name == "podman-run"
     lost = [run for run in failed
             if lossy and (run["status"], run["stdout"], run["stderr"]) == (0, "", "")]  # fmt: skip
     failed = [run for run in failed if run not in lost]
     seconds = [run["seconds"] for run in runs]
     figures(
         f"load {case.name}: {case.clients - len(failed) - len(lost)}/{case.clients} right"
-        + (f" ({len(lost)} lost by podman 4.3's own race, status 0)" if lost else "")
+        + (f" ({len(lost)} lost by podman's own race, status 0)" if lost else "")
         + f", wall {answer['wall_seconds']:.1f} s, per run median {median_ms(seconds)} ms, "
         f"max {max(seconds) * 1000:.0f} ms"
     )
     assert len(lost) <= 2, f"podman lost the output of {len(lost)} of {case.clients} runs"
     assert len(runs) == case.clients
     assert failed == [], f"{len(failed)} of {case.clients} runs went wrong, e.g. {failed[:3]}"
-
-
-def podman_loses_output(tb: Testbed) -> bool:
-    """podman older than 4.4 (Debian 12's 4.3), whose attach loses output now and then."""
-    words = tb.run(["podman", "--version"]).stdout.split()
-    major, minor = (int(part) for part in words[-1].split(".")[:2])
-    return (major, minor) < (4, 4)

@@ -449,6 +449,9 @@ class Testbed:
         self.check(["runas-podman", "install-pam"])  # /etc/pam.d/runas for runas sessions
         self.check(["runas-podman", "install-broker"])  # runas's wheel+PAM path
         self.check(["runas-podman", "install-launch-server"])  # root's fast path
+        # A server of an earlier install still running retires itself once its files have
+        # changed (cli/server.py); one from before that check existed must be told.
+        self.check(["systemctl", "stop", "runas-podman-launch.service"])
 
     def down(self) -> None:
         with self.locked():

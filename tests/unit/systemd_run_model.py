@@ -7,12 +7,51 @@ send, and those systemd-run would send for the `systemd-run` line we print.
 from __future__ import annotations
 
 from runas_podman.core.model import LaunchPlan
-from runas_podman.core.properties import DBUS_ONLY, Session, service_properties, systemd_run_argv
+from runas_podman.core.properties import (
+    DBUS_ONLY,
+    Session,
+    service_properties,
+    systemd_run_argv,
+    timer_properties,
+)
+from runas_podman.core.timer import parse_timer_assignment
 from runas_podman.core.unitprops import UnitProperty, parse_assignment
 
 # Properties that depend on the running client: the fds it hands over (systemd-run
 # passes its own stdio for --pipe, a pty's for --pty).
 SESSION = Session(stdio_fds=(0, 1, 2), tty_path=None, lifeline_fd=None)
+
+
+# systemd-run's timer options and the timer settings they add (add_timer_property()).
+TIMER_OPTIONS = {
+    "--on-active": "OnActiveSec", "--on-boot": "OnBootSec", "--on-startup": "OnStartupSec",
+    "--on-unit-active": "OnUnitActiveSec", "--on-unit-inactive": "OnUnitInactiveSec",
+    "--on-calendar": "OnCalendar",
+}  # fmt: skip
+TIMER_FLAGS = {"--on-clock-change": "OnClockChange=yes",
+               "--on-timezone-change": "OnTimezoneChange=yes"}  # fmt: skip
+
+
+def systemd_run_timer_properties(argv: list[str]) -> list[UnitProperty]:
+    """The timer's properties systemd-run sends (transient_timer_set_properties(): the
+    unit's description, the timer settings, RemainAfterElapse=no), or none."""
+    options = argv[1 : argv.index("--")]
+    settings = []
+    for option in options:
+        name, _, value = option.partition("=")
+        if name in TIMER_OPTIONS:
+            settings.append(f"{TIMER_OPTIONS[name]}={value}")
+        elif name in TIMER_FLAGS:
+            settings.append(TIMER_FLAGS[name])
+        elif name == "--timer-property":
+            settings.append(value)
+    if not settings:
+        return []
+    description = next(o.partition("=")[2] for o in options if o.startswith("--description="))
+    properties = [UnitProperty("Description", "s", description)]
+    for text in settings:
+        properties += parse_timer_assignment(text).properties
+    return [*properties, UnitProperty("RemainAfterElapse", "b", False)]
 
 
 def systemd_run_properties(argv: list[str], session: Session) -> list[UnitProperty]:
@@ -43,6 +82,8 @@ def systemd_run_properties(argv: list[str], session: Session) -> list[UnitProper
             block = True  # no AddRef, no stdio of the client's
         elif name == "--ignore-failure":
             ignore_failure = True  # ExecStart's "-"
+        elif name in (*TIMER_OPTIONS, *TIMER_FLAGS, "--timer-property"):
+            block = True  # a timer starts the service later: no stdio of the client's
         elif name in ("--pipe", "--quiet", "--unit", "--machine", "--user", "--job-mode"):
             pass  # no property: how to talk, what to print, the unit's name, which manager
         else:
@@ -82,3 +123,5 @@ def assert_same_unit(plan: LaunchPlan) -> None:
         ours = [p for p in ours if p.name != "ExtraFileDescriptors"]
     theirs = systemd_run_properties(systemd_run_argv(plan), session)
     assert by_name(ours) == by_name(theirs), plan
+    timer = timer_properties(plan) if plan.timer else []
+    assert by_name(timer) == by_name(systemd_run_timer_properties(systemd_run_argv(plan))), plan

@@ -271,7 +271,7 @@ def test_no_control_character_reaches_what_systemd_writes_raw(field: str, value:
         call = start_call(plan, Session(tty_path="/dev/pts/3"))
     except UsageError:
         return
-    for unit in (call.service, *call.aux):
+    for unit in (call.unit, *call.aux):
         for name, signature, prop_value in unit.properties:
             if escaped_by_systemd(name, signature):
                 continue

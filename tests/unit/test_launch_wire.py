@@ -195,3 +195,11 @@ def test_a_crash_in_the_served_command_line_is_a_failure_with_its_traceback(
     assert "Traceback" in stderr and "RuntimeError: a bug" in stderr
     reply, _stderr = serve_in_a_child(monkeypatch, SystemExit(3))
     assert reply == b"AX" + (3).to_bytes(4, "big")
+
+
+def test_the_install_stamp_sees_the_package_modules() -> None:
+    from runas_podman.cli.server import STARTED_WITH, install_stamp
+
+    names = {os.path.basename(path) for path, _inode, _mtime in install_stamp()}
+    assert {"server.py", "plan.py", "entry.py"} <= names
+    assert install_stamp() == STARTED_WITH

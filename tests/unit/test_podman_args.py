@@ -94,3 +94,11 @@ def test_container_cleanup_stops_or_removes() -> None:
     assert "rm -f --ignore --cidfile /run/user/1000/u.cid" in post.text
     _, kept = container_cleanup("/usr/bin/podman", "/run/user/1000/u.cid", remove=False)
     assert "podman stop --ignore" in kept.text and "rm -f --ignore" not in kept.text
+
+
+def test_container_cleanup_survives_a_reload_on_252() -> None:
+    """No ';', '$' or '"': 252 reads them back wrongly from the transient unit file."""
+    for remove in (True, False):
+        for assignment in container_cleanup("/usr/bin/podman", "/run/user/1000/u.cid", remove):
+            ((_path, argv, _flags),) = assignment.properties[0].value  # type: ignore[misc]
+            assert not set(argv[2]) & set(';$"'), argv[2]

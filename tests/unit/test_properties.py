@@ -89,7 +89,7 @@ def test_the_lifeline_travels_in_the_same_call() -> None:
     props = {p.name: p.value for p in lifeline.properties}
     assert props["StandardInputFileDescriptor"] == 9
     assert props["User"] == "test"  # no need for root to read a pipe
-    service = {p.name: p.value for p in call.service.properties}
+    service = {p.name: p.value for p in call.unit.properties}
     assert service["BindsTo"] == ["u-lifeline.service"]
     assert call.fd_count == 4
 
@@ -97,7 +97,7 @@ def test_the_lifeline_travels_in_the_same_call() -> None:
 def test_passed_fds_are_counted_and_named() -> None:
     plan = plans()[2]
     call = start_call(plan, Session(lifeline_fd=9))
-    service = {p.name: p.value for p in call.service.properties}
+    service = {p.name: p.value for p in call.unit.properties}
     assert service["ExtraFileDescriptors"] == [[5, "db"]]
     assert call.fd_count == 5
     assert "--pass-fd" not in " ".join(systemd_run_argv(plan))
@@ -105,7 +105,7 @@ def test_passed_fds_are_counted_and_named() -> None:
 
 def test_no_lifeline_no_aux_unit() -> None:
     call = start_call(plans()[0], Session())
-    assert call.aux == () and "BindsTo" not in {p.name for p in call.service.properties}
+    assert call.aux == () and "BindsTo" not in {p.name for p in call.unit.properties}
 
 
 def test_rendering_for_systemd_252() -> None:
