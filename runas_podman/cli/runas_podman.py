@@ -81,6 +81,12 @@ def launch_options(function: F) -> F:
                      help="Print no summary (run time, CPU, memory, IO) when the command ends."),
         click.option("--no-ask-password", is_flag=True,
                      help="Never ask for polkit authorization interactively."),
+        click.option("-v", "--verbose", is_flag=True,
+                     help="Show the unit's journal on stdout while it runs (journalctl -f -u "
+                          "UNIT, as systemd-run -v)."),
+        click.option("--output", type=click.Choice(OUTPUT_MODES), metavar="MODE",
+                     help="How -v shows the journal (journalctl -o): " + ", ".join(OUTPUT_MODES)
+                          + "; default short."),
         click.option("--json", type=click.Choice(["short", "pretty", "off"]), metavar="MODE",
                      help="Print the unit name and invocation ID as JSON (short|pretty) once "
                           "the unit has started."),
@@ -136,6 +142,9 @@ def timer_options() -> list[Callable[[F], F]]:
 
 SERVICE_TYPES = ("simple", "exec", "forking", "oneshot", "dbus", "notify", "notify-reload",
                  "idle")  # fmt: skip
+OUTPUT_MODES = ("short", "short-full", "short-iso", "short-iso-precise", "short-precise",
+                "short-monotonic", "short-delta", "short-unix", "verbose", "export", "json",
+                "json-pretty", "json-sse", "json-seq", "cat", "with-unit")  # fmt: skip
 JOB_MODES = ("fail", "replace", "replace-irreversibly", "isolate", "flush",
              "ignore-dependencies", "ignore-requirements")  # fmt: skip
 

@@ -92,6 +92,8 @@ class ServiceOptions:
     job_mode: str = "fail"
     ignore_failure: bool = False
     timer: TimerOptions = field(default_factory=TimerOptions)
+    verbose: bool = False
+    output: str | None = None  # -v's journalctl output mode (default short)
 
 
 @dataclass(frozen=True)

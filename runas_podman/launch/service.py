@@ -45,6 +45,7 @@ def service_plan(request: ServiceRequest, stdio: CallerStdio) -> LaunchPlan:
         raise UsageError("--pass-fd needs --backend dbus: systemd-run cannot pass fds")
     if options.pty and options.pipe:
         raise UsageError("-t/--pty and --pipe contradict each other: give one of them")
+    check_verbose(options)
     timer = timer_settings(options.timer)
     if timer:
         check_timer_options(options)
@@ -96,8 +97,11 @@ async def launch_service(request: ServiceRequest, stdio: CallerStdio) -> int:
     if options.backend in (Backend.AUTO, Backend.NATIVE) and native_chosen(
         options.backend, request.prog, stdio
     ):
-        if options.json is not None:
-            raise UsageError("--json names the unit and its invocation: there is none natively")
+        if options.json is not None or options.verbose:
+            raise UsageError(
+                f"{'--json' if options.json else '-v/--verbose'} needs a unit (its name, its "
+                "journal), and natively there is none: drop it"
+            )
         check_native(plan)
         from runas_podman.run.launcher import check_passed_fds
         from runas_podman.run.native import Client, native_session
@@ -114,10 +118,31 @@ async def launch_service(request: ServiceRequest, stdio: CallerStdio) -> int:
     # The summary is for people: on a terminal, unless -q (scripts read stderr clean).
     summary = not options.quiet and stdio.ttys[2]
     json = None if options.json is None else options.json.value
+    follow = (options.output or "short") if options.verbose else None
     return await session(
         plan, stdio=stdio.fds, interactive=interactive, terminal=Terminal(through=through),
-        report=Report(json, summary),
+        report=Report(json, summary, follow),
     )  # fmt: skip
+
+
+def check_verbose(options: ServiceOptions) -> None:
+    """-v follows the unit's journal while this process waits for the unit."""
+    if options.output is not None and not options.verbose:
+        raise UsageError("--output sets how -v/--verbose shows the journal: add -v")
+    if not options.verbose:
+        return
+    conflicts = (
+        ("--no-block", options.no_block),
+        ("--on-*/--timer-property", any(options.timer)),
+        ("--backend native", options.backend is Backend.NATIVE),
+        ("--backend systemd-run", options.backend is Backend.SYSTEMD_RUN),
+    )
+    for option, given in conflicts:
+        if given:
+            raise UsageError(
+                f"-v/--verbose shows the unit's journal while runas-podman waits for it, and "
+                f"with {option} it does not wait: drop one of them (journalctl -u UNIT shows it)"
+            )
 
 
 def check_timer_options(options: ServiceOptions) -> None:

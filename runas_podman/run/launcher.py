@@ -172,17 +172,20 @@ async def run_plan(
     json: str | None = None,
     summary: bool = False,
     report_fds: tuple[int, int] = (1, 2),
+    follow: str | None = None,
 ) -> int:
     """Start the plan's unit, wait for it, return the exit status to leave with.
 
     `stdio_fds` become the unit's stdin, stdout, stderr (never closed ones: see
     clirun.fill_closed_stdio); `tty_path` is the pty among them. `on_started` runs once
     systemd has accepted the unit (authorization is over). `stop_when`, once done, stops
-    the unit like a signal would (its value: the status to return).
+    the unit like a signal would (its value: the status to return). `follow`: -v, the
+    unit's journal in that output mode on report_fds[0] until the unit has ended.
     """
     loop = asyncio.get_running_loop()
     interrupted = on_terminating_signals(loop)
     lifeline = Lifeline() if plan.lifeline else None
+    journal = None
     try:
         # Pipelined: the watches are in force before the start call is sent.
         watching = asyncio.ensure_future(bus.watch_unit(plan.unit))
@@ -197,6 +200,10 @@ async def run_plan(
                 f"is {manager_version}): the fd relay needs this client until the command "
                 "starts; drop --no-block"
             )
+        if follow is not None:
+            from runas_podman.run.journal import JournalView
+
+            journal = await JournalView.start(plan, follow, *report_fds)
         session = Session(
             stdio_fds=stdio_fds, tty_path=tty_path,
             lifeline_fd=lifeline.read_fd if lifeline is not None else None,
@@ -228,6 +235,8 @@ async def run_plan(
         await asyncio.wait([waiting, *stoppers], return_when=asyncio.FIRST_COMPLETED)
         if waiting.done():
             status = waiting.result()
+            if journal is not None:
+                await journal.stop()
             if summary:
                 await _print_summary(bus, plan.unit, report_fds[1])
             return status
@@ -247,6 +256,8 @@ async def run_plan(
         release(loop, interrupted)
         if lifeline is not None:
             lifeline.close()  # cat sees EOF and exits: the lifeline unit ends and is collected
+        if journal is not None:
+            await journal.stop()
 
 
 def start_error(error: BusCallError, unit: str, manager: str) -> RunasError:

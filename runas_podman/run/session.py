@@ -29,6 +29,7 @@ class Report(NamedTuple):
 
     json: str | None = None  # "short" or "pretty": unit name and invocation ID once started
     summary: bool = False  # one line on stderr when the command ended (run time, CPU, ...)
+    follow: str | None = None  # -v: the unit's journal on stdout, in this output mode
 
 
 def connect_manager(plan: LaunchPlan) -> Awaitable[SystemdBus]:
@@ -109,7 +110,7 @@ async def session(
                 stdio_fds=stdio if forwarder is None else forwarder.unit_stdio(),
                 tty_path=None if forwarder is None else forwarder.path,
                 interactive=interactive, on_started=started, json=report.json,
-                summary=report.summary, report_fds=(stdio[1], stdio[2]),
+                summary=report.summary, report_fds=(stdio[1], stdio[2]), follow=report.follow,
             )  # fmt: skip
         finally:
             if forwarder is not None:

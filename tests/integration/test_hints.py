@@ -9,12 +9,13 @@ from tests.testbed.testbed import Testbed
 
 
 def test_podmans_own_option_is_shown_after_dashes(tb: Testbed) -> None:
-    result = tb.run(["runas-podman", "podman", "-u", "test", "-v"])
+    # (-v is ours now, as systemd-run's: the journal while the unit runs)
+    result = tb.run(["runas-podman", "podman", "-u", "test", "--version"])
     assert result.returncode == 2
-    # (click words the first part by its version: "No such option: -v", "... '-v'.")
+    # (click words the first part by its version: "No such option: --version", "... '--version'.")
     assert result.stderr.startswith("runas-podman: No such option")
     assert result.stderr.endswith(
-        " (podman's own options go after --: runas-podman podman -u test -- -v)\n"
+        " (podman's own options go after --: runas-podman podman -u test -- --version)\n"
     )
     hint = re.search(r"--: (.*)\)$", result.stderr.strip())
     assert hint is not None

@@ -273,3 +273,45 @@ def test_empty_timer_values_fail_as_in_systemd_run(tb: Testbed, option: str) -> 
         ["systemctl", "list-units", "--all", "--plain", "--no-legend", "rp-compat-empty*"]
     )
     assert left.stdout.strip() == ""
+
+
+# A line the unit logs itself. Through a stream that is connected while the process lives:
+# a `logger` line can miss its _SYSTEMD_UNIT= when logger has exited before journald reads
+# it (journald's own race on 252/257, measured), and then no unit's journal shows it.
+LOGS = "sh -c 'echo out; systemd-cat -t rp-verbose sh -c \"echo via-journal; sleep 0.5\"'"
+
+
+def test_verbose_shows_the_units_journal_to_its_end(tb: Testbed) -> None:
+    """systemd-run 262's -v: the unit's journal on stdout while it runs, to the manager's
+    last word about it ("Deactivated successfully"); ours on every version and manager."""
+    for via in ("system", "user"):
+        mine = tb.run(["sh", "-c", f"runas-podman exec -q -u test --via {via} -v --output=cat "
+                       f"-- {LOGS}"])  # fmt: skip
+        assert mine.returncode == 0, mine.stderr
+        lines = mine.stdout.splitlines()
+        assert "out" in lines and "via-journal" in lines, (via, lines)
+        assert any(line.startswith("Started runas-podman-") for line in lines), (via, lines)
+        if via == "system":
+            assert lines[-1].endswith(".service: Deactivated successfully."), lines
+    if systemd_version(tb) >= 262:
+        real = tb.run(
+            ["sh", "-c", f"systemd-run --wait --pipe -q --uid=test -v --output=cat {LOGS}"]
+        )
+        assert real.returncode == 0, real.stderr
+        lines = real.stdout.splitlines()
+        assert "out" in lines and "via-journal" in lines
+        assert lines[-1].endswith(".service: Deactivated successfully."), lines
+
+
+def test_verbose_needs_a_unit_to_wait_for(tb: Testbed) -> None:
+    for extra, message in (
+        (["--output=cat"], "runas-podman: --output sets how -v/--verbose shows the journal: "
+                           "add -v\n"),
+        (["-v", "--no-block"], "runas-podman: -v/--verbose shows the unit's journal while "
+         "runas-podman waits for it, and with --no-block it does not wait: drop one of them "
+         "(journalctl -u UNIT shows it)\n"),
+        (["-v", "--on-active=1h"], "with --on-*/--timer-property it does not wait"),
+    ):  # fmt: skip
+        result = tb.run(["runas-podman", "exec", "-u", "test", *extra, "--", "true"])
+        assert result.returncode == 2 and message.split(": ", 1)[-1] in result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr

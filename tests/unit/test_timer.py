@@ -137,3 +137,22 @@ def test_next_elapse_and_its_form() -> None:
     assert format_time(0) == "-"
     assert format_time(1_796_687_394_000_000)[:4].strip() in ("Mon", "Tue", "Wed", "Thu", "Fri",
                                                               "Sat", "Sun")  # fmt: skip
+
+
+def test_the_journal_of_a_unit_on_either_manager() -> None:
+    """-v's matches: those --unit adds, written out (a `+` term follows them), and by
+    fields for a user's manager (--user-unit would match the caller's own uid)."""
+    from runas_podman.run.journal import unit_matches
+
+    plan = timer_plan()
+    assert unit_matches(plan) == [  # type: ignore[arg-type]
+        "_SYSTEMD_UNIT=backup.service", "+", "UNIT=backup.service", "_PID=1",
+        "+", "OBJECT_SYSTEMD_UNIT=backup.service", "_UID=0",
+    ]  # fmt: skip
+    import dataclasses
+
+    mine = dataclasses.replace(plan, manager=Manager.USER)  # type: ignore[type-var]
+    assert unit_matches(mine) == [
+        "_SYSTEMD_USER_UNIT=backup.service", "_UID=1000", "+", "USER_UNIT=backup.service",
+        "_UID=1000",
+    ]  # fmt: skip
