@@ -5,9 +5,10 @@ journalctl 262 has --synchronize-on-exit: a `journalctl --follow` child, started
 the unit and sent SIGTERM after it, prints everything up to that moment (systemd-run's
 own way). An older journalctl (252, 257) has no such option, and a follower ended then
 may not have printed the last lines yet (measured on 257: a short unit's lines all
-lost). There the follower also matches a mark of this run's own: once the unit has
-ended and the journal is synced, the client logs the mark, relays the follower's output
-until the mark comes through (every earlier line before it), and ends the follower.
+lost). There the follower also matches this client's own entries (journald's _PID and
+_UID, which nobody can forge): once the unit has ended and the journal is synced, the
+client logs a mark made only then, relays the follower's output until the mark comes
+through (every earlier line before it), and ends the follower.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def unit_matches(plan: LaunchPlan) -> list[str]:
 class JournalView:
     """The unit's journal from now on, written to `out`, until stop()."""
 
-    def __init__(self, follower: asyncio.subprocess.Process, mark: str | None, out: int) -> None:
+    def __init__(self, follower: asyncio.subprocess.Process, marking: bool, out: int) -> None:
         self.follower: asyncio.subprocess.Process | None = follower
-        self.mark = mark  # None: journalctl synchronizes on exit itself
+        self.marking = marking  # False: journalctl synchronizes on exit itself
+        self.mark = ""  # made at stop(): nobody can have written it before
         self.out = out
         self.relay: asyncio.Task[None] | None = None
         self.marked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -50,21 +52,20 @@ class JournalView:
     async def start(cls, plan: LaunchPlan, output: str, out: int, err: int) -> JournalView:
         journalctl = lookup.executable("journalctl", "systemd")
         synchronized = await _has_synchronize_on_exit(journalctl)
-        mark = None if synchronized else f"runas-podman-journal-mark-{os.urandom(8).hex()}"
         # From now, by the clock: `--lines=0` starts at the journal's end as journalctl
         # finds it, which can be later than the unit's first lines.
         argv = [journalctl, "-q", "--follow", "--no-pager", f"--since=@{time.time():.6f}",
                 "--lines=all", f"--output={output}", *unit_matches(plan)]  # fmt: skip
         if synchronized:
             argv.insert(4, "--synchronize-on-exit=yes")
-        else:
-            argv += ["+", f"{MARK_FIELD}={mark}"]
+        else:  # and this process's own entries (the mark): _PID, _UID are journald's
+            argv += ["+", f"_PID={os.getpid()}", f"_UID={os.geteuid()}"]
         follower = await asyncio.create_subprocess_exec(
             *argv, stdin=subprocess.DEVNULL, stderr=err,
-            stdout=out if synchronized else subprocess.PIPE,
+            stdout=out if synchronized else subprocess.PIPE, limit=MAX_LINE,
         )  # fmt: skip
-        view = cls(follower, mark, out)
-        if mark is not None:
+        view = cls(follower, not synchronized, out)
+        if view.marking:
             view.relay = asyncio.ensure_future(view._relay_until_mark(follower))
         return view
 
@@ -73,9 +74,10 @@ class JournalView:
         follower, self.follower = self.follower, None
         if follower is None:
             return
-        if self.mark is not None:
+        if self.marking:
             await _run(lookup.executable("journalctl", "systemd"), "--sync")  # (root only)
-            _log_mark(self.mark)
+            self.mark = f"runas-podman: end of the journal of this run {os.urandom(8).hex()}"
+            _log(self.mark)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.marked), MARK_SECONDS)
         await _terminate(follower)
@@ -85,27 +87,28 @@ class JournalView:
                 await self.relay
 
     async def _relay_until_mark(self, follower: asyncio.subprocess.Process) -> None:
-        assert follower.stdout is not None and self.mark is not None
-        mark = self.mark.encode()
+        assert follower.stdout is not None
         try:
             while line := await follower.stdout.readline():
-                if mark in line:
+                if self.mark and self.mark.encode() in line:
                     break
                 _write_all(self.out, line)
+        except ValueError:  # a line longer than MAX_LINE: the rest is not shown
+            pass
         finally:
             if not self.marked.done():
                 self.marked.set_result(None)
 
 
-MARK_FIELD = "RUNAS_PODMAN_JOURNAL_MARK"
+MAX_LINE = 16 << 20
 MARK_SECONDS = 3.0  # the mark not seen by then (a journal this caller cannot read): end
 
 
-def _log_mark(mark: str) -> None:
-    """One entry, MESSAGE and field both the mark, through journald's native socket."""
+def _log(message: str) -> None:
+    """One entry through journald's native socket (it adds _PID and _UID itself)."""
     import socket
 
-    entry = f"MESSAGE={mark}\n{MARK_FIELD}={mark}\nPRIORITY=7\n".encode()
+    entry = f"MESSAGE={message}\nPRIORITY=7\n".encode()
     with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.sendto(entry, "/run/systemd/journal/socket")
 
