@@ -32,7 +32,7 @@ INSTALL = os.path.dirname(os.path.abspath(__file__))
 
 def _answer_version(prog: str) -> None:
     """Exit after printing the version if that is all the command line asks."""
-    if sys.argv[1:] != ["--version"]:
+    if sys.argv[1:] != ["--version"] and (prog != "runas" or sys.argv[1:] != ["-V"]):
         return
     try:
         os.write(1, f"{prog}, version {__version__}\n".encode())
@@ -56,7 +56,7 @@ def _wants_server(prog: str, args: list[str]) -> bool:
     if prog == "runas-podman":
         if not args or args[0] not in SERVED:
             return False
-    elif any(arg in ("--no-server", "-h", "--help", "--version") for arg in own):
+    elif any(arg in ("--no-server", "-h", "--help", "--version", "-V") for arg in own):
         return False  # (an argument of the command's that looks so: runs here, the same)
     try:
         for fd in (0, 1, 2):

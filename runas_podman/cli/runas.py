@@ -40,7 +40,7 @@ def _boolean(value: str | None) -> bool | None:
 @click.command(
     context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False}
 )
-@click.version_option(__version__, prog_name=PROG)
+@click.version_option(__version__, "-V", "--version", prog_name=PROG)
 @click.option(
     "-u", "--user", metavar="USER", help="Run as USER (name or uid); default root.",
     shell_complete=lazy_completion("complete_any_user"),
@@ -91,6 +91,11 @@ def _boolean(value: str | None) -> bool | None:
 @click.option("--slice-inherit", is_flag=True, help="Put the unit under your own slice.")
 @click.option("--nice", type=AsciiInt(-20, 19), metavar="NICE", help="Nice level.")
 @click.option("--pty", is_flag=True, help="Use a pseudo-terminal (default if all stdio are ttys).")
+@click.option(
+    "--pty-late", is_flag=True,
+    help="The same as --pty (run0 262): the pty takes your terminal only once the unit has "
+         "started, after any polkit or password prompt; runas's pty always does.",
+)  # fmt: skip
 @click.option("--pipe", is_flag=True, help="Pass your stdin/stdout/stderr directly.")
 @click.option(
     "--background",
@@ -179,6 +184,7 @@ def runas(
     slice_inherit: bool,
     nice: int | None,
     pty: bool,
+    pty_late: bool,
     pipe: bool,
     background: str | None,
     shell_prompt_prefix: str | None,
@@ -226,7 +232,7 @@ def runas(
                        any(stdio.ttys))  # fmt: skip
     route = Route(via_broker, stdin_password, not non_interactive, Backend(backend))
     elevation = ElevationRequest(
-        request, caller, route, pty=pty, pipe=pipe, dry_run=dry_run,
+        request, caller, route, pty=pty or pty_late, pipe=pipe, dry_run=dry_run,
         cached=asked[0] if asked else None, prog=PROG,
     )  # fmt: skip
     return run(elevation, stdio)

@@ -74,6 +74,9 @@ def launch_options(function: F) -> F:
         click.option("-t", "--pty", is_flag=True,
                      help="Run the command on a pseudo-terminal (e.g. podman run -it); the "
                           "default when USER is not you and stdio is a terminal."),
+        click.option("-T", "--pty-late", is_flag=True,
+                     help="The same as -t (systemd-run 262): the pty takes your terminal only "
+                          "once the unit has started, after any polkit prompt; ours always does."),
         click.option("-P", "--pipe", is_flag=True,
                      help="Hand your stdin/stdout/stderr to the command as they are, "
                           "terminals included (USER can then keep and use your terminal)."),
@@ -353,6 +356,7 @@ def launch(argv: tuple[str, ...], package: str | None, options: dict[str, Any]) 
     )
 
     json = options.pop("json")
+    options["pty"] = options.pop("pty_late") or options["pty"]
     timer = TimerOptions(
         spans=tuple((f"--{name.replace('_', '-')}", value) for name in TIMER_SPANS
                     for value in options.pop(name)),

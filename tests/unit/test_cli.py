@@ -108,3 +108,16 @@ def test_pass_fd_with_systemd_run_backend_is_refused() -> None:
     result = runas_podman("exec", "-u", "root", "--backend", "systemd-run", "--pass-fd", "3", "--",
                           "true")  # fmt: skip
     assert result.returncode == 2 and "--pass-fd needs --backend dbus" in result.stderr
+
+
+def test_pty_late_is_the_pty() -> None:
+    for flag in ("-T", "--pty-late", "-t"):
+        result = runas_podman("exec", "-u", "root", flag, "--dry-run", "--", "true")
+        assert result.returncode == 0 and " --wait --pty " in result.stdout, result.stderr
+
+
+def test_runas_takes_run0s_short_version_option() -> None:
+    result = subprocess.run([sys.executable, "-c", "import sys; sys.argv[0] = 'runas'; "
+                             "from runas_podman.entry import runas; runas()", "-V"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, f"runas, version {__version__}\n")
