@@ -107,7 +107,10 @@ def is_executable_file(path: str) -> bool:
 
 
 def executable(name: str, what: str | None = None) -> str:
-    """The absolute path the unit will run, or a 127 error naming what to install."""
+    """The absolute path the unit will run, or a 127 error naming what to install (an
+    empty name: a usage error, as systemd-run refuses `systemd-run ""`)."""
+    if not name:
+        raise UsageError("the command is empty: give the program to run")
     path = resolve_executable(name, is_executable_file)
     if path is None:
         if what:
