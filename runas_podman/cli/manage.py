@@ -161,12 +161,26 @@ def inspect(user: str, output_format: str, containers: tuple[str, ...]) -> int:
 @click.command()
 @USER_OPTION
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
-@click.argument("container")
-def logs(user: str, follow: bool, container: str) -> int:
-    """Print the logs of USER's CONTAINER."""
+@click.option("-n", "--lines", type=AsciiInt(0), metavar="N",
+              help="For a unit: only its last N journal lines.")  # fmt: skip
+@click.argument("name", metavar="CONTAINER|UNIT")
+def logs(user: str, follow: bool, lines: int | None, name: str) -> int:
+    """Print the logs of USER's CONTAINER, or the journal of a unit running as USER.
+
+    A NAME with a unit suffix (web.service, nightly.timer) is a unit: of USER's own manager
+    (a Quadlet's) or of the system manager with User=USER (exec/podman --no-block, timers).
+    """
+    from runas_podman.manage.unit_logs import is_unit_name
+
+    if is_unit_name(name):
+        from runas_podman.manage.unit_logs import show
+
+        return show(_user(user), name, follow, lines)
+    if lines is not None:
+        raise click.UsageError("-n/--lines is for a unit's journal; podman's logs are whole")
     from runas_podman.manage import podman_api
 
-    podman_api.write_stream(podman_api.logs(_user(user), container, follow))
+    podman_api.write_stream(podman_api.logs(_user(user), name, follow))
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from runas_podman.core.errors import UsageError, shell_join
+from runas_podman.core.errors import UsageError, shell_join, shown
 from runas_podman.core.gate import check_unit
 from runas_podman.core.model import OPEN_FILE_SINCE, LaunchPlan, Manager, Stdio, UnitProperty
 
@@ -122,6 +122,30 @@ def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]
         # BindsTo: when the lifeline stops (the client is gone), so does the service.
         properties.append(UnitProperty("BindsTo", "as", [lifeline_unit_name(plan.unit)]))
     return [classic_exec(prop, session.manager_version) for prop in properties]
+
+
+# What 252 reads back changed from its own transient unit file after a daemon-reload
+# (measured for each of ; $ " ' \\ ` % # & | < * {} and blanks: only these two).
+CHANGED_BY_A_RELOAD = frozenset(";$")
+
+
+def check_reruns(plan: LaunchPlan, version: int | None) -> None:
+    """A unit that runs its command again later (a timer, Restart=) must run the same
+    command after a daemon-reload: refused where the manager would change it."""
+    if version is None or version >= EXEC_EX_WRITTEN_SINCE:
+        return
+    restarts = any(a.name == "Restart" and a.text.partition("=")[2] not in ("", "no")
+                   for a in plan.assignments)  # fmt: skip
+    if not (plan.timer or restarts):
+        return
+    changed = next((arg for arg in plan.argv if CHANGED_BY_A_RELOAD & set(arg)), None)
+    if changed is not None:
+        raise UsageError(
+            f"systemd {version} reads a transient unit's command back with ';' and '$' "
+            f"changed after a daemon-reload, and {'a timer' if plan.timer else 'Restart='} "
+            f"runs it again later: argument {shown(changed)} would change; put the command "
+            "in a script and run that"
+        )
 
 
 def classic_exec(prop: UnitProperty, version: int | None) -> UnitProperty:

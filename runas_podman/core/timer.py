@@ -31,7 +31,7 @@ FLAG_OPTIONS = (
 )
 # What makes --timer-property a timer by itself (systemd-run: arg_with_timer).
 TRIGGERS = frozenset({*(setting for _o, setting in SPAN_OPTIONS), "OnCalendar"})
-_BOOLEANS = frozenset({"WakeSystem", "RemainAfterElapse", "Persistent", "OnTimezoneChange",
+_BOOLEANS = frozenset({"WakeSystem", "Persistent", "OnTimezoneChange",
                        "OnClockChange", "FixedRandomDelay", "DeferReactivation"})  # fmt: skip
 _SPANS_RENAMED = {"AccuracySec": "AccuracyUSec", "RandomizedDelaySec": "RandomizedDelayUSec",
                   "RandomizedOffsetSec": "RandomizedOffsetUSec"}  # fmt: skip
@@ -79,6 +79,11 @@ def parse_timer_assignment(text: str) -> Assignment:
     if not sep or not name:
         raise UsageError(
             f"--timer-property {shown(text)} is not of the form NAME=VALUE (e.g. Persistent=yes)"
+        )
+    if name == "RemainAfterElapse":
+        raise UsageError(
+            "--timer-property RemainAfterElapse= is runas-podman's own (no, as systemd-run "
+            "sets it: the timer goes once it has elapsed for the last time); drop it"
         )
     unit_setting = name not in TIMER_SETTINGS and any(
         setting.name == name and setting.family == "unit" for setting in SETTINGS

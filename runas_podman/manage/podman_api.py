@@ -23,7 +23,11 @@ def socket_path(user: ServiceUser) -> str:
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to their widest cell, as podman prints them."""
+    """Columns padded to their widest cell, as podman prints them. Every cell is text a
+    user's podman or manager chose (names, commands): shown escaped, one line each."""
+    from runas_podman.core.errors import one_line
+
+    rows = [[one_line(cell) for cell in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     lines = [headers, *rows]
     return "\n".join(

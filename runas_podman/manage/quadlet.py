@@ -485,9 +485,9 @@ def resolve(user: ServiceUser, names: Sequence[str]) -> list[tuple[str, list[str
 
 
 def user_journal(user: ServiceUser, unit: str) -> str:
-    """The command that shows UNIT's lines of USER's manager, as root (journalctl's
-    --user -M USER@ needs a machine root cannot name: the fields work everywhere)."""
-    return f"journalctl _SYSTEMD_USER_UNIT={unit} _UID={user.uid} -n 20 --no-pager"
+    """The command that shows UNIT's last lines (journalctl's --user -M USER@ needs a
+    machine root cannot name: `logs` reads the fields, manage/unit_logs.py)."""
+    return f"runas-podman logs -u {user.name} -n 20 {unit}"
 
 
 # What each job leaves a unit in when it did what was asked (a oneshot that ran to

@@ -22,6 +22,7 @@ from runas_podman.bus.systemd_bus import (
 )
 from runas_podman.core.model import ServiceUser
 from runas_podman.core.timer import NOT_SET, format_time, next_elapse_usec
+from runas_podman.core.unit import unit_name_is_valid
 from runas_podman.run.timers import NEXT_ELAPSE, TIMER
 
 
@@ -60,8 +61,11 @@ async def _timers(bus: SystemdBus, manager: str, user: ServiceUser | None) -> li
     (units,) = await bus.call("ListUnitsByPatterns", "asas", [[], ["*.timer"]])
     names = [str(unit[0]) for unit in units]
     now = time.time_ns() // 1000, time.monotonic_ns() // 1000
-    rows = await asyncio.gather(*(_row(bus, manager, name, user, now) for name in names))
-    return [row for row in rows if row is not None]
+    rows = await asyncio.gather(
+        *(_row(bus, manager, name, user, now) for name in names), return_exceptions=True
+    )
+    # A timer that vanished meanwhile, or one this caller may not read: not listed.
+    return [row for row in rows if isinstance(row, TimerRow)]
 
 
 async def _row(
@@ -70,7 +74,11 @@ async def _row(
     values = await bus.get_named(unit_object_path(timer), TIMER,
                                  ("Unit", *NEXT_ELAPSE, "LastTriggerUSec"))  # fmt: skip
     activates = str(values["Unit"])
+    if not unit_name_is_valid(activates):
+        return None  # (a user's bus answers what it likes: only unit names are shown)
     if user is not None:
+        if not activates.endswith(".service"):
+            return None  # only a service has User=; a timer may start a target
         runs_as = await bus.get_property(unit_object_path(activates), SERVICE, "User")
         if runs_as not in (user.name, str(user.uid)):
             return None

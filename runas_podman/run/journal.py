@@ -117,7 +117,10 @@ async def _run(*argv: str) -> None:
     process = await asyncio.create_subprocess_exec(
         *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    await process.wait()
+    try:
+        await asyncio.wait_for(process.wait(), STOP_SECONDS)
+    except TimeoutError:  # a journald that does not answer: the mark's own wait decides
+        await _terminate(process)
 
 
 async def _terminate(process: asyncio.subprocess.Process) -> None:

@@ -28,7 +28,7 @@ from runas_podman.core.model import (
     OpenFile,
     parse_systemd_version,
 )
-from runas_podman.core.properties import Relay, Session, needs_relay, start_call
+from runas_podman.core.properties import Relay, Session, check_reruns, needs_relay, start_call
 from runas_podman.host import lookup
 from runas_podman.run.signals import on_terminating_signals, release
 
@@ -192,6 +192,7 @@ async def run_plan(
         version = asyncio.ensure_future(bus.manager_version())
         await asyncio.gather(watching, version, bus.watch_jobs(plan.unit))
         manager_version = parse_systemd_version(version.result())
+        check_reruns(plan, manager_version)
         relay = FdRelay(plan) if needs_relay(plan, manager_version) else None
         if relay is not None and not plan.wait:
             relay.close_opened()

@@ -12,7 +12,7 @@ import time
 from runas_podman.bus.systemd_bus import SystemdBus, unit_object_path
 from runas_podman.core.errors import BusCallError, RunasError, UsageError
 from runas_podman.core.model import OPEN_FILE_SINCE, LaunchPlan, parse_systemd_version
-from runas_podman.core.properties import Session, needs_relay, start_call
+from runas_podman.core.properties import Session, check_reruns, needs_relay, start_call
 from runas_podman.core.timer import format_time, next_elapse_usec
 
 TIMER = "org.freedesktop.systemd1.Timer"
@@ -42,6 +42,7 @@ async def start_timer(
             f"manager is {manager_version}): the fd relay needs this client when the command "
             "starts; hand the secret over at each run another way (e.g. LoadCredential=)"
         )
+    check_reruns(plan, manager_version)
     session = Session(manager_version=manager_version)
     try:
         job = await bus.start_transient_unit(start_call(plan, session), interactive)

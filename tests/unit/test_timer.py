@@ -156,3 +156,30 @@ def test_the_journal_of_a_unit_on_either_manager() -> None:
         "_SYSTEMD_USER_UNIT=backup.service", "_UID=1000", "+", "USER_UNIT=backup.service",
         "_UID=1000",
     ]  # fmt: skip
+
+
+def test_remain_after_elapse_is_ours() -> None:
+    with pytest.raises(UsageError, match="RemainAfterElapse= is runas-podman's own"):
+        parse_timer_assignment("RemainAfterElapse=yes")
+
+
+def test_a_rerun_on_252_refuses_what_a_reload_changes() -> None:
+    from runas_podman.core.properties import check_reruns
+
+    plan = timer_plan()
+    import dataclasses
+
+    risky = dataclasses.replace(plan, argv=("/bin/sh", "-c", "a; b"))  # type: ignore[type-var]
+    with pytest.raises(UsageError, match="systemd 252 reads a transient unit's command back"):
+        check_reruns(risky, 252)
+    check_reruns(risky, 254)  # written and read back as given from 254 on
+    check_reruns(plan, 252)  # nothing of ';' or '$' in it
+    once = dataclasses.replace(risky, timer=())  # runs once: a reload cannot change it
+    check_reruns(once, 252)
+
+
+def test_tables_show_what_a_user_chose_escaped() -> None:
+    from runas_podman.manage.podman_api import render_table
+
+    table = render_table(["NAME"], [["x\x1b]0;OWNED\x07y"]])
+    assert "\x1b" not in table and "\x07" not in table and table.count("\n") == 1
