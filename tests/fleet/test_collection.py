@@ -57,6 +57,8 @@ def test_ansible_doc_shows_every_module(collections_path: Path) -> None:
     assert docs[f"{FQCN}.quadlet"]["doc"]["options"]["state"]["choices"] == [
         "present", "started", "stopped", "restarted", "absent",
     ]  # fmt: skip
+    text = ansible_doc(collections_path, f"{FQCN}.doctor").stdout
+    assert "runas-podman contributors (@runas-podman)" in text and "UNKNOWN" not in text
 
 
 def test_galaxy_builds_the_collection(tmp_path: Path) -> None:

@@ -143,6 +143,8 @@ def test_a_host_without_podman_fails_with_doctors_message(
         "apt-get install podman uidmap"
     ), message
     assert f"fatal: [{broken}]: FAILED!" in run.output and message in run.output
+    # The check list once (issue 22: twice, ~90 lines): not again as facts.
+    assert "ansible_facts" not in doctor["result"] and doctor["result"]["checks"]
     assert run.failed(broken) == 1
     assert run.results("Both got the password on fd 3 (its hash is printed, never the value)",
                        broken) == []  # fmt: skip
@@ -222,6 +224,16 @@ def test_the_quadlet_driven_by_name_and_removed(fleet: Fleet, first_run: Playboo
         bad = run.result("A bad file is refused and nothing changes", host)["result"]
         assert bad["msg"].startswith("rejected by podman's quadlet generator: "), bad["msg"]
         assert "Bogus" in bad["msg"]
+        dies = run.result(
+            "A container that dies at once fails its start, and the task says what it changed",
+            host,
+        )["result"]
+        # issue 22: it said changed: false, and the file stayed installed. Now: changed
+        # (the file is in), failed, and a command that shows why.
+        assert dies["changed"] is True and dies["file_changed"] is True, dies
+        assert dies["msg"].startswith("fleet-dies.service: not active or inactive: ")
+        assert dies["msg"].endswith(f"runas-podman logs -u {APP_USER} -n 20 fleet-dies.service")
+        assert run.result("Remove the one that dies", host)["result"]["changed"] is True
         removed = run.result("Remove", host)["result"]
         assert removed["changed"] is True and removed["units"] == ["fleet-app.service"]
         assert "Description=Fleet app: reads" in removed["diff"]["before"]  # not the bad text

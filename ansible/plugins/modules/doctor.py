@@ -16,7 +16,7 @@ description:
     own lines for the checks that made it fail.
 version_added: 0.1.0
 author:
-  - runas-podman contributors (!UNKNOWN)
+  - runas-podman contributors (@runas-podman)
 requirements:
   - The C(runas_podman) Python package (runas-podman, Python 3.11 or later) importable by
     the target's C(ansible_python_interpreter).
@@ -154,6 +154,9 @@ def main():
     )
     stopping = [c for c in found if c.status in statuses]
     if module.params["fail_on"] != "never" and stopping:
+        # The checks once (a registered result has them), not again as facts: a failed
+        # task prints its whole result.
+        del result["ansible_facts"]
         module.fail_json(
             msg="runas-podman doctor -u %s: %s" % (name, "; ".join(render_text(stopping).splitlines())),
             **result

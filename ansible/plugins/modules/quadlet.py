@@ -25,7 +25,7 @@ description:
     reloaded, started or stopped.
 version_added: 0.1.0
 author:
-  - runas-podman contributors (!UNKNOWN)
+  - runas-podman contributors (@runas-podman)
 requirements:
   - The C(runas_podman) Python package (runas-podman, Python 3.11 or later) importable by
     the target's C(ansible_python_interpreter).
@@ -173,8 +173,6 @@ from ansible_collections.runas_podman.podman_users.plugins.module_utils.runas im
     error_text,
     require_package,
     run,
-    user_manager_jobs,
-    user_unit_states,
 )
 
 RUNNING = ("active", "activating", "reloading", "deactivating")
@@ -197,12 +195,12 @@ def unit_action(state, before, file_changed, restart_on_change):
     return "RestartUnit" if restart else None  # present
 
 
-def states_of(user, units, check_mode):
+def states_of(user, units, check_mode, quadlets):
     """ActiveState of each unit; in check mode without a running user manager, inactive
     (connecting would start the manager: a change)."""
     if check_mode and not os.path.exists(os.path.join(user.runtime_dir, "bus")):
         return dict((unit, "inactive") for unit in units)
-    return run(user_unit_states(user, units))
+    return run(quadlets.unit_states(user, list(units)))
 
 
 def absent(module, user, quadlets):
@@ -214,9 +212,9 @@ def absent(module, user, quadlets):
                     path=str(quadlets.quadlet_dir(user) / name))
     old = quadlets.installed(user).get(file_name, "")
     if not module.check_mode:
-        run(user_manager_jobs(user, [("StopUnit", unit) for unit in units]))
-        quadlets.remove(user, [file_name])
-        run(user_manager_jobs(user, [("Reload", None)]))
+        run(quadlets.run_jobs(user, "StopUnit", units))
+        if not quadlets.remove(user, [file_name]):  # podman quadlet rm reloads itself
+            run(quadlets.reload_manager(user))
     path = str(quadlets.quadlet_dir(user) / file_name)
     result = dict(changed=True, name=file_name, units=units, file_changed=True,
                   action="StopUnit", path=path)
@@ -261,7 +259,8 @@ def present(module, user, quadlets):
                 from pathlib import Path
 
                 units = quadlets.install(user, [Path(source)])[file_name]
-            run(user_manager_jobs(user, [("Reload", None)]))
+            if not quadlets.podman_manages_quadlets():  # podman quadlet install reloads
+                run(quadlets.reload_manager(user))
     path = str(quadlets.quadlet_dir(user) / file_name)
     result = dict(name=file_name, units=units, path=path, file_changed=file_changed,
                   action="none")
@@ -272,11 +271,20 @@ def present(module, user, quadlets):
     if units:
         unit = units[0]
         result["unit"] = unit
-        before = states_of(user, [unit], module.check_mode)[unit]
+        before = states_of(user, [unit], module.check_mode, quadlets)[unit]
         action = unit_action(state, before, file_changed, params["restart_on_change"])
         after = before
         if action is not None and not module.check_mode:
-            after = run(user_manager_jobs(user, [(action, unit)]))[unit]
+            # The package's own driving: the job waited for, a started unit held to stay
+            # up, and on anything else a message naming `runas-podman logs` for why.
+            try:
+                ((_unit, after, problem),) = run(quadlets.drive(user, action, [file_name]))
+            except (RunasError, BusCallError) as error:
+                problem = error_text(error)
+            if problem is not None:
+                # What was done stays done (the file is installed): said, with the failure.
+                module.fail_json(msg="%s: %s" % (unit, problem) if not problem.startswith(unit)
+                                 else problem, changed=True, active_state=after, **result)
         result["active_state"] = after
         result["action"] = action or "none"
         if action is not None:

@@ -30,7 +30,7 @@ description:
     use C(changed_when) for commands that only read.
 version_added: 0.1.0
 author:
-  - runas-podman contributors (!UNKNOWN)
+  - runas-podman contributors (@runas-podman)
 requirements:
   - The C(runas_podman) Python package (runas-podman, Python 3.11 or later) importable by
     the target's C(ansible_python_interpreter); the module runs it as

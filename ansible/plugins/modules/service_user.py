@@ -26,7 +26,7 @@ description:
   - With C(--diff), the state of each step before and after.
 version_added: 0.1.0
 author:
-  - runas-podman contributors (!UNKNOWN)
+  - runas-podman contributors (@runas-podman)
 requirements:
   - The C(runas_podman) Python package (runas-podman, Python 3.11 or later) importable by
     the target's C(ansible_python_interpreter), e.g. C(/opt/runas-podman/venv/bin/python).
