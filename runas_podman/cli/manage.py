@@ -286,13 +286,20 @@ def quadlet_list(user: str, output_format: str) -> int:
 
 @quadlet.command("remove")
 @USER_OPTION
+@click.option("--force", is_flag=True, help="Also when another Quadlet of USER names it.")
 @QUADLET_NAMES
-def quadlet_remove(user: str, names: tuple[str, ...]) -> int:
-    """Stop and remove USER's Quadlets NAMES (file or unit names)."""
+def quadlet_remove(user: str, force: bool, names: tuple[str, ...]) -> int:
+    """Stop and remove USER's Quadlets NAMES (file or unit names).
+
+    A file another Quadlet still names (Network=, Volume=, Pod=, Image=) is refused
+    unless --force, or both are removed together.
+    """
     from runas_podman.manage import quadlet as quadlets
 
     target = _user(user)
     chosen = quadlets.resolve(target, names)
+    if not force:
+        quadlets.check_dependents(target, [name for name, _units in chosen])
     _run(quadlets.run_jobs(target, "StopUnit", [u for _f, us in chosen for u in us]))
     reloaded = quadlets.remove(target, [name for name, _units in chosen])
     for name, _units in chosen:

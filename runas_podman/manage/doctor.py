@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from runas_podman.core.elevate import PAM_FILE
-from runas_podman.core.errors import RunasError
+from runas_podman.core.errors import BusCallError, RunasError
 from runas_podman.core.model import (
     EXTRA_FDS_SINCE,
     OPEN_FILE_SINCE,
@@ -184,6 +184,10 @@ def _podman_checks(user: ServiceUser, setup: str, api: bool = True) -> list[Chec
     from runas_podman.manage.podman_api import socket_path
 
     path = socket_path(user)
+    masked = _socket_masked(user)
+    if masked is not None:
+        checks.append(masked)
+        return checks
     if not os.path.exists(path):
         checks.append(Check("podman API", "warn", f"{path} is missing (podman.socket not running)",
                             setup))  # fmt: skip
@@ -208,6 +212,32 @@ def _podman_checks(user: ServiceUser, setup: str, api: bool = True) -> list[Chec
         f"cgroups {host.get('cgroupVersion')} ({host.get('cgroupManager')})",
     ))  # fmt: skip
     return checks
+
+
+def _socket_masked(user: ServiceUser) -> Check | None:
+    """podman.socket masked in USER's manager: nothing can start it (not setup, not the API
+    commands), so the fix unmasks it first. Asked over USER's bus; None when that is not
+    possible here (no manager, not root) or the unit is not masked."""
+    from runas_podman.bus.systemd_bus import UNIT, connected, unit_object_path
+    from runas_podman.bus.user_bus import open_user_bus
+
+    async def load_state() -> str:
+        async with connected(open_user_bus(user)) as bus:
+            return str(await bus.get_property(unit_object_path("podman.socket"), UNIT,
+                                              "LoadState"))  # fmt: skip
+
+    try:
+        state = asyncio.run(load_state())
+    except (RunasError, BusCallError, OSError):
+        return None
+    if state != "masked":
+        return None
+    return Check(
+        "podman API", "fail", f"podman.socket is masked in {user.name}'s manager: nothing can "
+        "start it, and the API commands (ps, images, logs, ...) need it",
+        f"systemctl --user -M {user.name}@ unmask podman.socket && "
+        f"runas-podman setup -u {user.name}",
+    )  # fmt: skip
 
 
 def _quadlet_check(version_line: str) -> Check:

@@ -421,6 +421,42 @@ def check_open_files(user: ServiceUser, name: str, text: str) -> None:
             )
 
 
+# Settings by which a Quadlet names another Quadlet file (podman-systemd.unit(5)):
+# Network=db.network, Volume=data.volume:/srv, Mount=...source=data.volume, Pod=web.pod,
+# Image=app.image / app.build.
+_REFERRING_KEYS = frozenset({"Network", "Volume", "Mount", "Pod", "Image"})
+_QUADLET_NAME = re.compile(r"[\w@.-]+\.(?:network|volume|pod|image|build)\b")
+
+
+def references(text: str) -> set[str]:
+    """The Quadlet files a Quadlet's text names in its settings."""
+    found: set[str] = set()
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key.strip() in _REFERRING_KEYS:
+            found.update(_QUADLET_NAME.findall(value))
+    return found
+
+
+def dependents(files: Mapping[str, str], removing: Sequence[str]) -> list[tuple[str, str]]:
+    """(file that stays, file it needs) for each file being removed that another needs."""
+    gone = set(removing)
+    return [(name, needed) for name, text in sorted(files.items()) if name not in gone
+            for needed in sorted(references(text) & gone)]  # fmt: skip
+
+
+def check_dependents(user: ServiceUser, names: Sequence[str]) -> None:
+    """Refuse to remove a file another of USER's Quadlets still names (its units would
+    fail at their next start, with the generator's error in the journal)."""
+    needed = dependents(installed(user), names)
+    if needed:
+        user_of, name = needed[0]
+        raise RunasError(
+            f"{name} is used by {user_of} of {user.name}: remove both together "
+            f"(runas-podman quadlet remove -u {user.name} {user_of} {name}), or give --force"
+        )
+
+
 def remove(user: ServiceUser, names: Sequence[str]) -> bool:
     """remove_files() in a loop of its own, for callers that have none."""
     return asyncio.run(remove_files(user, names))

@@ -338,3 +338,33 @@ def test_doctor_tells_a_quadlet_start_would_wait_for_the_network(tb: Testbed) ->
         assert doctor_checks(tb)["network-online"]["status"] == "ok"
     finally:
         sh(tb, "systemctl start network-online.target")
+
+
+def test_a_quadlet_another_one_names_is_not_removed_alone(clean_quadlets: Testbed) -> None:
+    """issue 22: `quadlet remove` of a .network a .container still names left the
+    container to fail at its next start. Refused unless both go (or --force)."""
+    if refused_for_old_podman(clean_quadlets):
+        return
+    tb = clean_quadlets
+    files = {"rp-net.network": "[Network]\n",
+             "rp-user.container": "[Container]\nImage=localhost/busybox\nExec=true\n"
+                                  "Network=rp-net.network\n"}  # fmt: skip
+    for name, text in files.items():
+        tb.check(["sh", "-c", f"mkdir -p /root/q && cat > /root/q/{name}"], input=text)
+    try:
+        assert quadlet(tb, "install", "/root/q/rp-net.network").returncode == 0
+        assert quadlet(tb, "install", "/root/q/rp-user.container").returncode == 0
+        alone = quadlet(tb, "remove", "rp-net.network")
+        assert (alone.returncode, alone.stdout) == (125, "")
+        assert alone.stderr == (
+            "runas-podman: rp-net.network is used by rp-user.container of test: remove both "
+            "together (runas-podman quadlet remove -u test rp-user.container rp-net.network), "
+            "or give --force\n"
+        )
+        assert sh(tb, f"test -e {QUADLET_DIR}/rp-net.network").returncode == 0
+        hint = alone.stderr.split("(", 1)[1].split(")", 1)[0]
+        both = tb.run(["sh", "-c", hint])
+        assert both.returncode == 0, both.stderr
+        assert sh(tb, f"ls {QUADLET_DIR}").stdout.split() == []
+    finally:
+        tb.run(["rm", "-rf", "/root/q"])

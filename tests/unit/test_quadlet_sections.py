@@ -31,3 +31,15 @@ def test_a_typo_is_refused_with_its_line_and_the_section_meant() -> None:
 
 def test_own_sections_and_comments_pass() -> None:
     check_sections("a.container", "# [Nothing]\n[X-Mine]\nkey=1\n[Container]\nImage=x\n")
+
+
+def test_what_a_quadlet_names_and_who_needs_a_removed_one() -> None:
+    from runas_podman.manage.quadlet import dependents, references
+
+    web = ("[Container]\nImage=app.build\nNetwork=db.network\nVolume=data.volume:/srv:Z\n"
+           "Pod=web.pod\n# Network=commented.network\nEnvironment=X=y.network\n")  # fmt: skip
+    assert references(web) == {"app.build", "db.network", "data.volume", "web.pod"}
+    files = {"web.container": web, "db.network": "[Network]\n", "data.volume": "[Volume]\n"}
+    assert dependents(files, ["db.network"]) == [("web.container", "db.network")]
+    assert dependents(files, ["db.network", "web.container"]) == []  # removed together
+    assert dependents(files, ["web.container"]) == []
