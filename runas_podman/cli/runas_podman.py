@@ -190,11 +190,16 @@ def podman(podman_args: tuple[str, ...], **options: Any) -> int:
     help="Leave out root's launch server (runas-podman-launch.socket), installed by default.",
 )
 @click.option(
+    "--no-commands",
+    is_flag=True,
+    help="Leave out PREFIX/bin/runas-podman and runas (installed by default).",
+)
+@click.option(
     "--prefix",
     default="/usr/local",
     show_default=True,
     metavar="DIR",
-    help="Where man pages and shell completions go (DIR/share/...).",
+    help="Where the commands, man pages and shell completions go (DIR/bin, DIR/share).",
 )
 @click.option(
     "--root",
@@ -213,6 +218,7 @@ def install_command(
     broker: bool,
     empower: bool,
     no_launch_server: bool,
+    no_commands: bool,
     prefix: str,
     root: str,
     force: bool,
@@ -221,7 +227,8 @@ def install_command(
     """Install what the host needs: the PAM file, man pages, shell completions.
 
     /etc/pam.d/runas (as install-pam), with --broker the broker units (as install-broker),
-    root's launch server (as install-launch-server) unless --no-launch-server,
+    root's launch server (as install-launch-server) unless --no-launch-server, the
+    commands runas-podman and runas in PREFIX/bin (as install-commands) unless --no-commands,
     with --empower the group empower (a sysusers.d file) and its polkit rule where the host
     lacks them, the man pages in PREFIX/share/man/man1, and the bash, zsh and fish completions under
     PREFIX/share. Each file is printed as it is written. A file that runas-podman did not
@@ -232,7 +239,8 @@ def install_command(
 
     return install(
         prefix=prefix, root=root, broker=broker, empower=empower,
-        launch_server=not no_launch_server, force=force, dry_run=dry_run, programs=programs(),
+        launch_server=not no_launch_server, commands=not no_commands, force=force,
+        dry_run=dry_run, programs=programs(),
     )  # fmt: skip
 
 
@@ -292,6 +300,23 @@ def unit_file_options(function: F) -> F:
     )(function)
     return click.option("--dest", default="/etc/systemd/system", show_default=True,
                         metavar="DIR", help="Where the unit files go.")(function)  # fmt: skip
+
+
+@cli.command("install-commands")
+@click.option("--prefix", default="/usr/local", show_default=True, metavar="DIR",
+              help="The commands go to DIR/bin.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Replace files runas-podman did not write.")
+def install_commands(prefix: str, force: bool) -> int:
+    """Install the commands runas-podman and runas into PREFIX/bin.
+
+    Each starts this install's interpreter without site's work (python -I -S) with the
+    directories of this install's imports: root's command lines reach the launch server
+    for little more than a bare interpreter's start. A symbolic link there to this
+    install's own console script is replaced.
+    """
+    from runas_podman.install.install import install_commands as run
+
+    return run(prefix, force)
 
 
 @cli.command("install-broker")

@@ -17,6 +17,7 @@ from runas_podman.install.man import Programs, render_man_pages
 from runas_podman.install.manifest import (
     BROKER,
     BROKER_UNITS,
+    COMMANDS,
     COMPLETION,
     EMPOWER,
     LAUNCH,
@@ -75,6 +76,44 @@ def check_broker_interpreter() -> None:
 def broker_artifacts(dest: str = UNIT_DIR) -> list[Artifact]:
     """runas-broker.socket and runas-broker@.service, running this interpreter."""
     return _unit_artifacts(BROKER, BROKER_UNITS, dest)
+
+
+COMMAND_SCRIPT = """\
+#!{python} -IS
+# {name}, written by `runas-podman install` (uninstall removes it): the console script
+# started without site's work (-I -S), its imports found where this install has them.
+# Root's commands then reach the launch server for the cost of a bare interpreter.
+import sys
+
+sys.path[:0] = {paths!r}
+from runas_podman.entry import {function}
+
+sys.exit({function}())
+"""
+# What the in-process path imports besides the package (each one's directory is added).
+COMMAND_IMPORTS = ("runas_podman", "click", "dbus_next", "pam", "podman")
+
+
+def command_artifacts(prefix: str) -> list[Artifact]:
+    """PREFIX/bin/runas-podman and runas for this interpreter and this install."""
+    import importlib.util
+
+    paths: list[str] = []
+    for module in COMMAND_IMPORTS:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.origin:
+            continue  # (podman-py missing: those commands say so when they run)
+        directory = os.path.dirname(os.path.dirname(os.path.abspath(spec.origin)))
+        if directory not in paths:
+            paths.append(directory)
+    scripts = os.path.join(sys.prefix, "bin")
+    artifacts = []
+    for name, function in (("runas-podman", "runas_podman"), ("runas", "runas")):
+        text = COMMAND_SCRIPT.format(python=sys.executable, name=name, paths=paths,
+                                     function=function)  # fmt: skip
+        artifacts.append(Artifact(COMMANDS, f"{prefix}/bin/{name}", text, mode=0o755,
+                                  replaces_link_to=os.path.join(scripts, name)))  # fmt: skip
+    return artifacts
 
 
 def launch_artifacts(dest: str = UNIT_DIR) -> list[Artifact]:

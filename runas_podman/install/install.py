@@ -52,6 +52,7 @@ from runas_podman.install.artifacts import (
     broker_artifacts,
     check_broker_interpreter,
     check_empower_polkit,
+    command_artifacts,
     completion_artifacts,
     create_empower_group,
     delete_empower_group,
@@ -115,6 +116,7 @@ def install(
     broker: bool = False,
     empower: bool = False,
     launch_server: bool = True,
+    commands: bool = True,
     force: bool = False,
     dry_run: bool = False,
     programs: Programs = (),
@@ -137,6 +139,8 @@ def install(
         launch_server = _launch_server_trusted()
     if launch_server:
         artifacts += launch_artifacts(UNIT_DIR)
+    if commands:
+        artifacts += command_artifacts(prefix)
     artifacts += polkit_artifacts()
     man, note = man_artifacts(prefix, programs)
     artifacts += man
@@ -207,6 +211,11 @@ def install_broker(dest: str = UNIT_DIR, force: bool = False) -> int:
     check_broker_interpreter()
     _install(broker_artifacts(dest) + polkit_artifacts(), Target(), force, dry_run=False)
     _start_socket(BROKER_SOCKET_UNIT, Target(), dry_run=False)
+    return 0
+
+
+def install_commands(prefix: str = DEFAULT_PREFIX, force: bool = False) -> int:
+    _install(command_artifacts(_check_prefix(prefix)), Target(), force, dry_run=False)
     return 0
 
 

@@ -32,7 +32,7 @@ POLKIT_ACTIONS = "/usr/share/polkit-1/actions"
 
 
 # Components: each file in the manifest belongs to one.
-PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER, LAUNCH = (
+PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER, LAUNCH, COMMANDS = (
     "pam",
     "broker",
     "polkit",
@@ -41,8 +41,9 @@ PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER, LAUNCH = (
     "state",
     "empower",
     "launch",
+    "commands",
 )
-COMPONENTS = (PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER, LAUNCH)
+COMPONENTS = (PAM, BROKER, POLKIT, MAN, COMPLETION, STATE, EMPOWER, LAUNCH, COMMANDS)
 
 # Files runas-podman wrote before the manifest existed carry these first lines: such a
 # file is ours to update even without a manifest entry.
@@ -64,6 +65,10 @@ class Artifact:
     path: str
     text: str
     detail: str = ""
+    mode: int = 0o644
+    # A symbolic link there to this file is ours to replace (the console script a README
+    # step linked into PREFIX/bin, which the command written there takes over).
+    replaces_link_to: str = ""
 
     @property
     def data(self) -> bytes:
@@ -306,7 +311,10 @@ def plan_install(
         try:
             current = read_existing(host_path)
         except NotAFile as not_a_file:
-            if force and not_a_file.kind != "a directory":
+            if artifact.replaces_link_to and _links_to(host_path, artifact.replaces_link_to):
+                plan.actions.append(Action("replace", artifact.path, artifact.component, artifact,
+                                           note="was a link to the console script"))  # fmt: skip
+            elif force and not_a_file.kind != "a directory":
                 plan.actions.append(Action("replace", artifact.path, artifact.component, artifact))
             else:
                 plan.refusals.append(
@@ -342,6 +350,10 @@ def plan_install(
             plan.actions.append(Action(removal.verb, path, component, note="no longer shipped"))
         # A stale file changed since it was installed is left alone (uninstall names it).
     return plan
+
+
+def _links_to(path: str, wanted: str) -> bool:
+    return os.path.islink(path) and os.path.realpath(path) == os.path.realpath(wanted)
 
 
 def _ours(recorded: tuple[str, str] | None, component: str, current: bytes) -> bool:
@@ -407,7 +419,7 @@ def apply(plan: Plan, manifest: Manifest, target: Target, dry_run: bool) -> bool
             if action.artifact is not None and action.verb != "current":
                 for created in make_dirs(target, os.path.dirname(action.path)):
                     manifest.dirs[created] = action.component
-                write_file(target.host(action.path), action.artifact.data)
+                write_file(target.host(action.path), action.artifact.data, action.artifact.mode)
             elif action.verb == "remove":
                 try:
                     os.unlink(target.host(action.path))

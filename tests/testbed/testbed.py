@@ -440,15 +440,18 @@ class Testbed:
              "--no-build-isolation", "--force-reinstall", "/src"],
             timeout=300,
         )  # fmt: skip
-        self.check(["sh", "-c", f"ln -sf {VENV}/bin/runas-podman {VENV}/bin/runas /usr/local/bin/"])
         self.install_services()
 
     def install_services(self) -> None:
         """What the testbed's own venv installs on the host, put back after tests that
         uninstall: the PAM file, the broker, root's launch server."""
+        # The console scripts first (an uninstall removed the commands install-commands
+        # wrote there), which install-commands then replaces with its own.
+        self.check(["sh", "-c", f"ln -sf {VENV}/bin/runas-podman {VENV}/bin/runas /usr/local/bin/"])
         self.check(["runas-podman", "install-pam"])  # /etc/pam.d/runas for runas sessions
         self.check(["runas-podman", "install-broker"])  # runas's wheel+PAM path
         self.check(["runas-podman", "install-launch-server"])  # root's fast path
+        self.check(["runas-podman", "install-commands"])  # its client, in /usr/local/bin
         # A server of an earlier install still running retires itself once its files have
         # changed (cli/server.py); one from before that check existed must be told.
         self.check(["systemctl", "stop", "runas-podman-launch.service"])

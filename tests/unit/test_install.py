@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runas_podman import __version__
 from runas_podman.cli.common import run_cli
 from runas_podman.cli.runas_podman import cli
 from runas_podman.install import artifacts, install, man
@@ -98,7 +99,8 @@ def test_install_writes_reports_and_records_each_file(run, root: Path) -> None: 
     for path, (_component, digest) in manifest.files.items():
         file = root / path.lstrip("/")
         assert sha256(file.read_bytes()) == digest
-        assert stat.S_IMODE(file.stat().st_mode) == 0o644
+        command = path.startswith("/usr/local/bin/")
+        assert stat.S_IMODE(file.stat().st_mode) == (0o755 if command else 0o644), path
     assert "@include common-auth" in (root / "etc/pam.d/runas").read_text()
     # The manifest is the target's: no staging root in it.
     assert str(root) not in (root / MANIFEST.lstrip("/")).read_text()
@@ -507,3 +509,36 @@ def test_the_policy_file_is_well_formed_xml() -> None:
 
     (artifact,) = artifacts.polkit_artifacts()
     minidom.parseString(artifact.text)  # raises ExpatError on a malformed file
+
+
+def test_the_commands_start_without_site_and_find_this_install(run, root: Path) -> None:  # type: ignore[no-untyped-def]
+    """PREFIX/bin/runas-podman and runas: `python -IS` with this install's import
+    directories; they answer as the console scripts do."""
+    code, _out, err = run("install", "--root", str(root))
+    assert code == 0, err
+    for name in ("runas-podman", "runas"):
+        script = root / "usr/local/bin" / name
+        text = script.read_text()
+        assert text.startswith(f"#!{sys.executable} -IS\n"), text
+        shown = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                               timeout=60)  # fmt: skip
+        assert (shown.returncode, shown.stdout) == (0, f"{name}, version {__version__}\n")
+        helped = subprocess.run([str(script), "--help"], capture_output=True, text=True,
+                                timeout=60)  # fmt: skip
+        assert helped.returncode == 0 and helped.stdout.startswith("Usage: "), helped.stderr
+
+
+def test_a_link_to_this_installs_console_script_is_taken_over(run, root: Path) -> None:  # type: ignore[no-untyped-def]
+    """The README's former `ln -s VENV/bin/runas-podman /usr/local/bin/`: replaced; a link
+    elsewhere is refused without --force."""
+    bin_dir = root / "usr/local/bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "runas-podman").symlink_to(os.path.join(sys.prefix, "bin", "runas-podman"))
+    (bin_dir / "runas").symlink_to("/usr/bin/true")
+    code, out, err = run("install", "--root", str(root), "--no-launch-server")
+    assert code == 125 and f"{bin_dir}/runas is a symbolic link" in err, (out, err)
+    (bin_dir / "runas").unlink()
+    code, out, err = run("install", "--root", str(root), "--no-launch-server")
+    assert code == 0, err
+    assert f"replaced {bin_dir}/runas-podman (was a link to the console script)" in out.splitlines()
+    assert not (bin_dir / "runas-podman").is_symlink()
