@@ -221,21 +221,22 @@ def _socket_masked(user: ServiceUser) -> Check | None:
     from runas_podman.bus.systemd_bus import UNIT, connected, unit_object_path
     from runas_podman.bus.user_bus import open_user_bus
 
-    async def load_state() -> str:
+    async def file_state() -> str:
         async with connected(open_user_bus(user)) as bus:
             return str(await bus.get_property(unit_object_path("podman.socket"), UNIT,
-                                              "LoadState"))  # fmt: skip
+                                              "UnitFileState"))  # fmt: skip
 
     try:
-        state = asyncio.run(load_state())
+        state = asyncio.run(file_state())  # "masked", or "masked-runtime" (under /run)
     except (RunasError, BusCallError, OSError):
         return None
-    if state != "masked":
+    if not state.startswith("masked"):
         return None
+    runtime = " --runtime" if state == "masked-runtime" else ""
     return Check(
-        "podman API", "fail", f"podman.socket is masked in {user.name}'s manager: nothing can "
-        "start it, and the API commands (ps, images, logs, ...) need it",
-        f"systemctl --user -M {user.name}@ unmask podman.socket && "
+        "podman API", "fail", f"podman.socket is {state} in {user.name}'s manager: nothing "
+        "can start it, and the API commands (ps, images, logs, ...) need it",
+        f"systemctl --user -M {user.name}@ unmask{runtime} podman.socket && "
         f"runas-podman setup -u {user.name}",
     )  # fmt: skip
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.testbed.testbed import Testbed
 
 
@@ -125,20 +127,23 @@ def test_doctor_says_whether_quadlets_work_here(tb: Testbed) -> None:
         assert line.startswith(f"warn quadlet: podman {major}.{minor} has no Quadlet (needs 4.4)")
 
 
-def test_doctor_says_podman_socket_is_masked_and_its_fix_works(tb: Testbed) -> None:
+@pytest.mark.parametrize(("runtime", "state"), [(" --runtime", "masked-runtime"), ("", "masked")])
+def test_doctor_says_podman_socket_is_masked_and_its_fix_works(
+    tb: Testbed, runtime: str, state: str
+) -> None:
     """issue 22: with podman.socket masked doctor said `systemctl ... start podman.socket`,
     which cannot work on a masked unit."""
     tb.check(["sh", "-c", "systemctl --user -M test@ stop podman.socket podman.service; "
-                          "systemctl --user -M test@ mask --runtime podman.socket"])  # fmt: skip
+                          f"systemctl --user -M test@ mask{runtime} podman.socket"])  # fmt: skip
     try:
         line = doctor_line(tb, "test", "podman API")
         assert line == (
-            "fail podman API: podman.socket is masked in test's manager: nothing can start it, "
-            "and the API commands (ps, images, logs, ...) need it -> systemctl --user -M test@ "
-            "unmask podman.socket && runas-podman setup -u test"
+            f"fail podman API: podman.socket is {state} in test's manager: nothing can "
+            "start it, and the API commands (ps, images, logs, ...) need it -> systemctl "
+            f"--user -M test@ unmask{runtime} podman.socket && runas-podman setup -u test"
         )
         tb.check(["sh", "-c", fix_of(line)])
         assert doctor_line(tb, "test", "podman API").startswith("ok   podman API: answers")
     finally:
-        tb.run(["sh", "-c", "systemctl --user -M test@ unmask --runtime podman.socket; "
+        tb.run(["sh", "-c", f"systemctl --user -M test@ unmask{runtime} podman.socket; "
                             "systemctl --user -M test@ start podman.socket"])  # fmt: skip

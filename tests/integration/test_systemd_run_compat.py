@@ -12,8 +12,9 @@ import pytest
 
 from tests.testbed.testbed import Testbed
 
-# Root's command lines run both ways: through the launch server and in-process.
-pytestmark = pytest.mark.usefixtures("launch_path")
+# Root's command lines of the launch-shaped cases run both ways, through the launch server
+# and in-process (BOTH); the rest once, as root's commands go by default: the server.
+BOTH = pytest.mark.usefixtures("launch_path")
 
 SYSTEMD_RUN = "systemd-run --wait --pipe --quiet --collect"
 
@@ -25,6 +26,7 @@ def both(tb: Testbed, ours: str, theirs: str) -> tuple[tuple[int, str], tuple[in
     return (mine.returncode, mine.stdout), (real.returncode, real.stdout)
 
 
+@BOTH
 def test_a_repeated_setenv_keeps_the_last_value(tb: Testbed) -> None:
     env = "-E ENV_HELLO=nope -E " + shlex.quote("ENV_HELLO=env world")
     mine, real = both(tb, f"-u root {env} -- printenv ENV_HELLO", f"{env} printenv ENV_HELLO")
@@ -37,6 +39,7 @@ def test_a_repeated_setenv_keeps_the_last_value(tb: Testbed) -> None:
     assert mine == real == (0, "/tmp\n")
 
 
+@BOTH
 def test_a_slice_must_be_a_slice(tb: Testbed) -> None:
     mine = tb.run(["runas-podman", "exec", "-u", "test", "--slice=foo.service", "--", "true"])
     real = tb.run(["systemd-run", "--wait", "--slice=foo.service", "true"])
@@ -54,6 +57,7 @@ def test_a_slice_must_be_a_slice(tb: Testbed) -> None:
     assert "/foo.slice/" in mine[1] and "/foo.slice/" in real[1]
 
 
+@BOTH
 def test_uid_and_gid(tb: Testbed) -> None:
     mine, real = both(tb, "-u test -g root -- id -ng", "--uid=test --gid=root id -ng")
     assert mine == real == (0, "root\n")
@@ -61,6 +65,7 @@ def test_uid_and_gid(tb: Testbed) -> None:
     assert mine == real == (0, "test\n")
 
 
+@BOTH
 def test_slice_inherit(tb: Testbed) -> None:
     """TEST-74: a unit started from inside `outer.slice` with --slice-inherit lands in it
     (with --slice=foo: in outer-foo.slice), for systemd-run and for us."""
@@ -79,6 +84,7 @@ def test_slice_inherit(tb: Testbed) -> None:
         )  # fmt: skip
 
 
+@BOTH
 def test_same_dir_and_send_sighup(tb: Testbed) -> None:
     mine, real = both(tb, "-u test -d -- pwd", "--uid=test -d pwd")
     assert mine == real == (0, "/\n")
@@ -104,6 +110,7 @@ def systemd_version(tb: Testbed) -> int:
     return int(tb.check(["systemctl", "--version"]).stdout.split()[1])
 
 
+@BOTH
 def test_remain_after_exit_and_the_last_service_type(tb: Testbed) -> None:
     """TEST-74: `--remain-after-exit --service-type=simple --service-type=oneshot true`
     started without waiting; the unit file says Type=oneshot; it stays until stopped."""
@@ -146,6 +153,7 @@ def test_remain_after_exit_needs_no_block(tb: Testbed) -> None:
         assert real == (124, "ran\n")  # still waiting after 5 s: timeout ended it
 
 
+@BOTH
 def test_no_block_with_json_names_the_unit_and_its_invocation(tb: Testbed) -> None:
     try:
         mine = tb.run(["runas-podman", "exec", "-u", "test", "--no-block", "--json=short",
@@ -159,6 +167,7 @@ def test_no_block_with_json_names_the_unit_and_its_invocation(tb: Testbed) -> No
         tb.run(["systemctl", "stop", "rp-compat-noblock.service"])
 
 
+@BOTH
 def test_ignore_failure(tb: Testbed) -> None:
     """systemd-run's --ignore-failure (257 and later) exits 0 for a failing command; ours
     does the same on every version (the manager has the flag since 243)."""
@@ -171,6 +180,7 @@ def test_ignore_failure(tb: Testbed) -> None:
         assert real.returncode == 0, real.stderr
 
 
+@BOTH
 def test_job_mode(tb: Testbed) -> None:
     """systemd-run has --job-mode from 262 (sid); ours on every version."""
     if systemd_version(tb) >= 262:
@@ -281,6 +291,7 @@ def test_empty_timer_values_fail_as_in_systemd_run(tb: Testbed, option: str) -> 
 LOGS = "sh -c 'echo out; systemd-cat -t rp-verbose sh -c \"echo via-journal; sleep 0.5\"'"
 
 
+@BOTH
 def test_verbose_shows_the_units_journal_to_its_end(tb: Testbed) -> None:
     """systemd-run 262's -v: the unit's journal on stdout while it runs, to the manager's
     last word about it ("Deactivated successfully"); ours on every version and manager."""
@@ -320,6 +331,7 @@ def test_verbose_needs_a_unit_to_wait_for(tb: Testbed) -> None:
 # --- TEST-74's remaining systemd-run cases, each through both tools --------------------------
 
 
+@BOTH
 def test_the_callers_environment_is_not_inherited(tb: Testbed) -> None:
     show = "sh -c 'echo \"[$PARENT_FOO]\"'"
     mine = tb.run(["sh", "-c", f"PARENT_FOO=bar runas-podman exec -q -u root -- {show}"])
@@ -387,6 +399,7 @@ def test_protect_proc_like_systemd_run(tb: Testbed) -> None:
     assert mine == real
 
 
+@BOTH
 def test_the_user_managers_cgroup_identity_and_directory(tb: Testbed) -> None:
     show = (
         'sh -c \'id -nu; id -ng; echo "$PWD"; test -n "$INVOCATION_ID" && cat /proc/self/cgroup\''
