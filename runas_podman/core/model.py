@@ -58,6 +58,16 @@ def through_pty(forced: bool, ttys: tuple[bool, bool, bool]) -> tuple[bool, bool
     return ALL_THROUGH if forced else ttys
 
 
+@dataclass(frozen=True)
+class Container:
+    """A foreground `podman run`'s container, stopped (with --rm: removed) with its unit
+    through the cidfile podman writes (properties.py renders the unit's ExecStop=)."""
+
+    podman: str
+    cidfile: str
+    remove: bool
+
+
 class Stdio(enum.Enum):
     """How the command's stdin/stdout/stderr are connected (systemd-run --pipe / --pty)."""
 
@@ -184,6 +194,7 @@ class LaunchPlan:
     # --on-*/--timer-property: the settings of a timer that starts the unit (core/timer.py);
     # the client then starts the timer and returns.
     timer: tuple[Assignment, ...] = ()
+    container: Container | None = None  # `podman run` in the foreground: its cleanup
 
     def __post_init__(self) -> None:
         # Every string of the plan goes over D-Bus, which carries UTF-8 only: refuse here,

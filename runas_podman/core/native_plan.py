@@ -75,7 +75,9 @@ def native_spec(plan: LaunchPlan) -> NativeSpec:
     environment: list[tuple[str, str]] = []
     stop: list[tuple[str, ...]] = []
     stop_post: list[tuple[str, ...]] = []
-    for assignment in plan.assignments:
+    from runas_podman.core.properties import plan_settings
+
+    for assignment in plan_settings(plan, None):  # (natively, MAINPID is set too)
         for prop in assignment.properties:
             name, value = prop.name, prop.value
             if name == "User":

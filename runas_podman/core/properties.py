@@ -13,7 +13,14 @@ from typing import NamedTuple
 
 from runas_podman.core.errors import UsageError, shell_join, shown
 from runas_podman.core.gate import check_unit
-from runas_podman.core.model import OPEN_FILE_SINCE, LaunchPlan, Manager, Stdio, UnitProperty
+from runas_podman.core.model import (
+    OPEN_FILE_SINCE,
+    Assignment,
+    LaunchPlan,
+    Manager,
+    Stdio,
+    UnitProperty,
+)
 
 LIFELINE_SUFFIX = "-lifeline.service"
 # systemd versions that changed what a unit may say (the manager's Version decides).
@@ -88,7 +95,7 @@ def service_properties(plan: LaunchPlan, session: Session) -> list[UnitProperty]
     if plan.wait:
         properties.append(UnitProperty("AddRef", "b", True))  # systemd-run --wait
     properties.append(UnitProperty("CollectMode", "s", "inactive-or-failed"))  # --collect
-    for assignment in plan.assignments:
+    for assignment in plan_settings(plan, session.manager_version):
         properties.extend(assignment.properties)
     environment = environment_for(plan, session.manager_version)
     if environment:
@@ -162,6 +169,16 @@ def classic_exec(prop: UnitProperty, version: int | None) -> UnitProperty:
             argv = [arg.replace("$", "$$") for arg in argv]
         entries.append([path, list(argv), "ignore-failure" in flags])
     return UnitProperty(prop.name.removesuffix("Ex"), "a(sasb)", entries)
+
+
+def plan_settings(plan: LaunchPlan, version: int | None) -> tuple[Assignment, ...]:
+    """The plan's settings and, for a `podman run`, its container's cleanup as the
+    manager of `version` takes it."""
+    if plan.container is None:
+        return plan.assignments
+    from runas_podman.core.plan import container_cleanup
+
+    return (*plan.assignments, *container_cleanup(plan.container, version))
 
 
 def session_class_for(klass: str, version: int | None) -> str:
@@ -254,7 +271,7 @@ def systemd_run_argv(plan: LaunchPlan, version: int | None = None) -> list[str]:
         argv.append("--expand-environment=no")
     else:  # no such option: "$$" is systemd's own escape for a verbatim "$"
         command = [arg.replace("$", "$$") for arg in command]
-    argv += [f"--property={assignment.text}" for assignment in plan.assignments]
+    argv += [f"--property={assignment.text}" for assignment in plan_settings(plan, version)]
     argv += [f"--setenv={entry}" for entry in environment_for(plan, version)]
     argv += [f"--property=OpenFile={f.assignment}" for f in plan.open_files]
     argv += ["--", *command]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runas_podman.core.model import Assignment
+from runas_podman.core.model import Assignment, Container
 from runas_podman.core.plan import container_cleanup, exec_assignment
 from runas_podman.core.podman_args import ForegroundRun, foreground_run
 
@@ -88,17 +88,22 @@ def test_exec_assignment_is_what_its_text_parses_to(
 
 
 def test_container_cleanup_stops_or_removes() -> None:
-    stop, post = container_cleanup("/usr/bin/podman", "/run/user/1000/u.cid", remove=True)
+    stop, post = container_cleanup(Container("/usr/bin/podman", "/run/user/1000/u.cid", True))
     assert stop.text.startswith("ExecStop=-:/bin/sh ")
     assert "stop --ignore --cidfile /run/user/1000/u.cid" in stop.text
     assert "rm -f --ignore --cidfile /run/user/1000/u.cid" in post.text
-    _, kept = container_cleanup("/usr/bin/podman", "/run/user/1000/u.cid", remove=False)
+    _, kept = container_cleanup(Container("/usr/bin/podman", "/run/user/1000/u.cid", False))
     assert "podman stop --ignore" in kept.text and "rm -f --ignore" not in kept.text
 
 
-def test_container_cleanup_survives_a_reload_on_252() -> None:
-    """No ';', '$' or '"': 252 reads them back wrongly from the transient unit file."""
-    for remove in (True, False):
-        for assignment in container_cleanup("/usr/bin/podman", "/run/user/1000/u.cid", remove):
+def test_container_cleanup_for_each_manager() -> None:
+    """From 254 on `$MAINPID` tells a running podman (one shell, no process more); before,
+    no ';', '$' or '"', which 252 reads back changed from its transient unit file."""
+    container = Container("/usr/bin/podman", "/run/user/1000/u.cid", True)
+    for version, dollar in ((None, True), (262, True), (254, True), (252, False)):
+        for assignment in container_cleanup(container, version):
             ((_path, argv, _flags),) = assignment.properties[0].value  # type: ignore[misc]
-            assert not set(argv[2]) & set(';$"'), argv[2]
+            if version is not None and version < 254:
+                assert not set(argv[2]) & set(';$"'), argv[2]
+            if assignment.name == "ExecStop":
+                assert ('"$MAINPID"' in argv[2]) is dollar, (version, argv[2])
