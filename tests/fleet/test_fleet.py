@@ -234,6 +234,13 @@ def test_the_quadlet_driven_by_name_and_removed(fleet: Fleet, first_run: Playboo
         assert dies["msg"].startswith("fleet-dies.service: not active or inactive: ")
         assert dies["msg"].endswith(f"runas-podman logs -u {APP_USER} -n 20 fleet-dies.service")
         assert run.result("Remove the one that dies", host)["result"]["changed"] is True
+        alone = run.result("The network alone is not removed while the container names it",
+                           host)["result"]  # fmt: skip
+        assert alone["msg"] == (
+            f"fleet-net.network is used by fleet-on-net.container of {APP_USER}: remove that "
+            "one first (a task with name: fleet-on-net.container, state: absent)"
+        ), alone
+        assert alone.get("changed", False) is False
         removed = run.result("Remove", host)["result"]
         assert removed["changed"] is True and removed["units"] == ["fleet-app.service"]
         assert "Description=Fleet app: reads" in removed["diff"]["before"]  # not the bad text

@@ -210,7 +210,14 @@ def absent(module, user, quadlets):
     except RunasError:
         return dict(changed=False, name=name, units=[], file_changed=False, action="none",
                     path=str(quadlets.quadlet_dir(user) / name))
-    old = quadlets.installed(user).get(file_name, "")
+    files = quadlets.installed(user)
+    old = files.get(file_name, "")
+    needed = quadlets.dependents(files, [file_name])
+    if needed:  # its units would fail at their next start
+        module.fail_json(
+            msg="%s is used by %s of %s: remove that one first (a task with name: %s, "
+            "state: absent)" % (file_name, needed[0][0], user.name, needed[0][0])
+        )
     if not module.check_mode:
         run(quadlets.run_jobs(user, "StopUnit", units))
         if not quadlets.remove(user, [file_name]):  # podman quadlet rm reloads itself
