@@ -1,14 +1,14 @@
 """-v/--verbose: the unit's journal on the caller's stdout while it runs, as systemd-run
 262 shows it, and nothing of it cut off at the end.
 
-journalctl 262 has --synchronize-on-exit: a `journalctl --follow` child, started before
-the unit and sent SIGTERM after it, prints everything up to that moment (systemd-run's
-own way). An older journalctl (252, 257) has no such option, and a follower ended then
-may not have printed the last lines yet (measured on 257: a short unit's lines all
-lost). There the follower also matches this client's own entries (journald's _PID and
-_UID, which nobody can forge): once the unit has ended and the journal is synced, the
-client logs a mark made only then, relays the follower's output until the mark comes
-through (every earlier line before it), and ends the follower.
+A `journalctl --follow` child, started before the unit, shows it. Ending that child the
+moment the unit has ended can cut off what it has not printed yet: measured on 257 (a
+short unit's lines all lost), and on 262 even with its --synchronize-on-exit (systemd-run
+262's own way; measured in a full CI run on sid: twice, nothing of a 0.6 s unit printed).
+So the follower also matches this client's own entries (journald's _PID and _UID, which
+nobody can forge): once the unit has ended and the journal is synced, the client logs a
+mark made only then, relays the follower's output until the mark comes through (every
+earlier line before it), and only then ends the follower.
 """
 
 from __future__ import annotations
@@ -40,51 +40,41 @@ def unit_matches(plan: LaunchPlan) -> list[str]:
 class JournalView:
     """The unit's journal from now on, written to `out`, until stop()."""
 
-    def __init__(self, follower: asyncio.subprocess.Process, marking: bool, out: int) -> None:
+    def __init__(self, follower: asyncio.subprocess.Process, out: int) -> None:
         self.follower: asyncio.subprocess.Process | None = follower
-        self.marking = marking  # False: journalctl synchronizes on exit itself
         self.mark = ""  # made at stop(): nobody can have written it before
         self.out = out
-        self.relay: asyncio.Task[None] | None = None
         self.marked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.relay = asyncio.ensure_future(self._relay_until_mark(follower))
 
     @classmethod
     async def start(cls, plan: LaunchPlan, output: str, out: int, err: int) -> JournalView:
         journalctl = lookup.executable("journalctl", "systemd")
-        synchronized = await _has_synchronize_on_exit(journalctl)
         # From now, by the clock: `--lines=0` starts at the journal's end as journalctl
-        # finds it, which can be later than the unit's first lines.
+        # finds it, which can be later than the unit's first lines. Then this process's
+        # own entries (the mark).
         argv = [journalctl, "-q", "--follow", "--no-pager", f"--since=@{time.time():.6f}",
-                "--lines=all", f"--output={output}", *unit_matches(plan)]  # fmt: skip
-        if synchronized:
-            argv.insert(4, "--synchronize-on-exit=yes")
-        else:  # and this process's own entries (the mark): _PID, _UID are journald's
-            argv += ["+", f"_PID={os.getpid()}", f"_UID={os.geteuid()}"]
+                "--lines=all", f"--output={output}", *unit_matches(plan),
+                "+", f"_PID={os.getpid()}", f"_UID={os.geteuid()}"]  # fmt: skip
         follower = await asyncio.create_subprocess_exec(
-            *argv, stdin=subprocess.DEVNULL, stderr=err,
-            stdout=out if synchronized else subprocess.PIPE, limit=MAX_LINE,
-        )  # fmt: skip
-        view = cls(follower, not synchronized, out)
-        if view.marking:
-            view.relay = asyncio.ensure_future(view._relay_until_mark(follower))
-        return view
+            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, limit=MAX_LINE
+        )
+        return cls(follower, out)
 
     async def stop(self) -> None:
         """Once the unit has ended: what it logged, to the last line."""
         follower, self.follower = self.follower, None
         if follower is None:
             return
-        if self.marking:
-            await _run(lookup.executable("journalctl", "systemd"), "--sync")  # (root only)
-            self.mark = f"runas-podman: end of the journal of this run {os.urandom(8).hex()}"
-            _log(self.mark)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.marked), MARK_SECONDS)
+        await _run(lookup.executable("journalctl", "systemd"), "--sync")  # (root only)
+        self.mark = f"runas-podman: end of the journal of this run {os.urandom(8).hex()}"
+        _log(self.mark)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.marked), MARK_SECONDS)
         await _terminate(follower)
-        if self.relay is not None:
-            self.relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.relay
+        self.relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.relay
 
     async def _relay_until_mark(self, follower: asyncio.subprocess.Process) -> None:
         assert follower.stdout is not None
@@ -101,7 +91,7 @@ class JournalView:
 
 
 MAX_LINE = 16 << 20
-MARK_SECONDS = 3.0  # the mark not seen by then (a journal this caller cannot read): end
+MARK_SECONDS = 5.0  # the mark not seen by then (a journal this caller cannot read): end
 
 
 def _log(message: str) -> None:
@@ -132,15 +122,6 @@ async def _terminate(process: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-
-
-async def _has_synchronize_on_exit(journalctl: str) -> bool:
-    """Options are parsed in order: an unknown one fails before --version answers."""
-    probe = await asyncio.create_subprocess_exec(
-        journalctl, "--synchronize-on-exit=yes", "--version", stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return await probe.wait() == 0
 
 
 def _write_all(fd: int, data: bytes) -> None:
