@@ -29,6 +29,7 @@ EXPAND_ENVIRONMENT_OPTION_SINCE = 254  # systemd-run --expand-environment=
 # systemd-run options measured in the testbed (252 has neither, 257 the first, 262 both).
 IGNORE_FAILURE_OPTION_SINCE = 257  # systemd-run --ignore-failure (the manager: since 243)
 JOB_MODE_OPTION_SINCE = 262  # systemd-run --job-mode
+VERBOSE_OPTION_SINCE = 262  # systemd-run -v/--verbose, --output
 # Before 254 the manager writes an Exec*Ex property into the transient unit file under its
 # own name (ExecStartEx=...), which its unit-file parser does not know: after a
 # daemon-reload the unit has no command (measured on 252: "no ExecStart=, ExecStop=, or
@@ -246,9 +247,12 @@ def start_call(plan: LaunchPlan, session: Session) -> StartCall:
 # --- the same unit as a systemd-run command line ------------------------------------------
 
 
-def systemd_run_argv(plan: LaunchPlan, version: int | None = None) -> list[str]:
+def systemd_run_argv(
+    plan: LaunchPlan, version: int | None = None, follow: str | None = None
+) -> list[str]:
     """The systemd-run invocation that starts the same service (without the lifeline),
-    for a systemd-run (and manager) of `version` (None: the newest)."""
+    for a systemd-run (and manager) of `version` (None: the newest); `follow`: -v's
+    output mode."""
     argv = ["systemd-run"]
     if plan.manager is Manager.USER:
         argv += [f"--machine={plan.user.name}@", "--user"]
@@ -262,6 +266,8 @@ def systemd_run_argv(plan: LaunchPlan, version: int | None = None) -> list[str]:
     else:
         argv.append("--no-block")
     argv += ["--quiet", "--collect"]
+    if follow is not None:
+        argv += ["--verbose", f"--output={follow}"]
     if plan.job_mode != "fail":
         argv.append(f"--job-mode={plan.job_mode}")
     if plan.ignore_failure:
@@ -283,10 +289,13 @@ def needs_relay(plan: LaunchPlan, version: int | None) -> bool:
     return version is not None and any(version < since for _f, since in plan.required_systemd())
 
 
-def systemd_run_command(plan: LaunchPlan, version: int | None = None) -> str:
+def systemd_run_command(
+    plan: LaunchPlan, version: int | None = None, follow: str | None = None
+) -> str:
     for option, asked, since in (
         ("--ignore-failure", plan.ignore_failure, IGNORE_FAILURE_OPTION_SINCE),
         ("--job-mode", plan.job_mode != "fail", JOB_MODE_OPTION_SINCE),
+        ("-v/--verbose", follow is not None, VERBOSE_OPTION_SINCE),
     ):
         if asked and version is not None and version < since:
             raise UsageError(
@@ -300,7 +309,7 @@ def systemd_run_command(plan: LaunchPlan, version: int | None = None) -> str:
             f"(OpenFile= needs {OPEN_FILE_SINCE}); runas-podman itself passes the files "
             "through its fd relay: run it without --dry-run"
         )
-    command = shell_join(systemd_run_argv(plan, version))
+    command = shell_join(systemd_run_argv(plan, version, follow))
     if plan.pass_fds:
         # ExtraFileDescriptors cannot be given to systemd-run: say so where it shows.
         passed = " ".join(f"{p.fd}:{p.name}" for p in plan.pass_fds)

@@ -92,8 +92,9 @@ async def launch_service(request: ServiceRequest, stdio: CallerStdio) -> int:
     options = request.options
     plan = service_plan(request, stdio)
     through = through_pty(options.pty, stdio.ttys)
+    follow = (options.output or "short") if options.verbose else None
     if options.dry_run:
-        return await dry_run(plan, request.prog, stdio)
+        return await dry_run(plan, request.prog, stdio, follow)
     if options.backend in (Backend.AUTO, Backend.NATIVE) and native_chosen(
         options.backend, request.prog, stdio
     ):
@@ -109,7 +110,7 @@ async def launch_service(request: ServiceRequest, stdio: CallerStdio) -> int:
         check_passed_fds(plan)
         return await native_session(plan, Client(stdio=stdio.fds, through=through))
     if options.backend is Backend.SYSTEMD_RUN:
-        return await through_systemd_run(plan, stdio)
+        return await through_systemd_run(plan, stdio, follow)
     from runas_podman.run.launcher import check_passed_fds
     from runas_podman.run.session import Report, Terminal, session
 
@@ -118,7 +119,6 @@ async def launch_service(request: ServiceRequest, stdio: CallerStdio) -> int:
     # The summary is for people: on a terminal, unless -q (scripts read stderr clean).
     summary = not options.quiet and stdio.ttys[2]
     json = None if options.json is None else options.json.value
-    follow = (options.output or "short") if options.verbose else None
     return await session(
         plan, stdio=stdio.fds, interactive=interactive, terminal=Terminal(through=through),
         report=Report(json, summary, follow),
@@ -135,7 +135,6 @@ def check_verbose(options: ServiceOptions) -> None:
         ("--no-block", options.no_block),
         ("--on-*/--timer-property", any(options.timer)),
         ("--backend native", options.backend is Backend.NATIVE),
-        ("--backend systemd-run", options.backend is Backend.SYSTEMD_RUN),
     )
     for option, given in conflicts:
         if given:
@@ -182,7 +181,9 @@ def native_chosen(backend: Backend, prog: str, stdio: CallerStdio) -> bool:
     return chosen == "native"
 
 
-async def dry_run(plan: LaunchPlan, prog: str, stdio: CallerStdio) -> int:
+async def dry_run(
+    plan: LaunchPlan, prog: str, stdio: CallerStdio, follow: str | None = None
+) -> int:
     """The plan as a systemd-run line for the manager's version (a note when guessed)."""
     from runas_podman.core.properties import systemd_run_command
     from runas_podman.run.session import manager_version
@@ -190,11 +191,13 @@ async def dry_run(plan: LaunchPlan, prog: str, stdio: CallerStdio) -> int:
     version, note = await manager_version(plan)
     if note is not None:
         stdio.err(f"{prog}: note: {note}")
-    stdio.out(systemd_run_command(plan, version))
+    stdio.out(systemd_run_command(plan, version, follow))
     return 0
 
 
-async def through_systemd_run(plan: LaunchPlan, stdio: CallerStdio) -> int:
+async def through_systemd_run(
+    plan: LaunchPlan, stdio: CallerStdio, follow: str | None = None
+) -> int:
     """--backend systemd-run: the same plan as systemd-run's command line, run with the
     caller's stdio; its status is ours (a terminating signal is passed on to it)."""
     import asyncio
@@ -206,8 +209,8 @@ async def through_systemd_run(plan: LaunchPlan, stdio: CallerStdio) -> int:
 
     systemd_run = lookup.executable("systemd-run", "systemd")
     version, _note = await manager_version(plan)
-    systemd_run_command(plan, version)  # refuses what systemd-run cannot express
-    argv = systemd_run_argv(plan, version)
+    systemd_run_command(plan, version, follow)  # refuses what systemd-run cannot express
+    argv = systemd_run_argv(plan, version, follow)
     process = await asyncio.create_subprocess_exec(
         systemd_run, *argv[1:], stdin=stdio.fds[0], stdout=stdio.fds[1], stderr=stdio.fds[2]
     )

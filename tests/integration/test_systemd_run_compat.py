@@ -441,3 +441,17 @@ def test_what_systemd_run_refuses_we_refuse_in_one_line(tb: Testbed, arguments: 
     assert real.returncode != 0
     assert mine.returncode == 2 and mine.stderr.count("\n") == 1, mine.stderr
     assert mine.stderr.startswith("runas-podman: ") and "Traceback" not in mine.stderr
+
+
+def test_verbose_in_the_dry_run_line(tb: Testbed) -> None:
+    """-v is systemd-run's from 262: in the --dry-run line there, refused before."""
+    shown = tb.run(["runas-podman", "exec", "-u", "test", "-v", "--output=cat", "--dry-run",
+                    "--", "true"])  # fmt: skip
+    if systemd_version(tb) >= 262:
+        assert shown.returncode == 0 and " --verbose --output=cat " in shown.stdout, shown
+        ran = tb.run(["sh", "-c", shown.stdout.strip()])
+        assert ran.returncode == 0 and "Deactivated successfully" in ran.stdout, ran.stderr
+    else:
+        assert shown.returncode == 2 and "-v/--verbose cannot be written as a systemd-run line" in (
+            shown.stderr
+        )

@@ -168,3 +168,13 @@ def test_ignore_failure_is_a_flag_and_a_line_only_since_257() -> None:
     assert "--ignore-failure" in systemd_run_command(plan, 257)
     with pytest.raises(UsageError, match="systemd-run has it since 257"):
         systemd_run_command(plan, 252)
+
+
+def test_verbose_in_the_systemd_run_line_from_262() -> None:
+    plan = plans()[0]
+    line = systemd_run_command(plan, 262, "cat")
+    assert " --verbose --output=cat " in line
+    assert "--verbose" not in systemd_run_command(plan, 262)
+    with pytest.raises(UsageError, match="-v/--verbose cannot be written as a systemd-run line "
+                                         "for systemd 257"):  # fmt: skip
+        systemd_run_command(plan, 257, "short")
