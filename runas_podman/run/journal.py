@@ -40,8 +40,9 @@ def unit_matches(plan: LaunchPlan) -> list[str]:
 class JournalView:
     """The unit's journal from now on, written to `out`, until stop()."""
 
-    def __init__(self, follower: asyncio.subprocess.Process, out: int) -> None:
+    def __init__(self, follower: asyncio.subprocess.Process, journalctl: str, out: int) -> None:
         self.follower: asyncio.subprocess.Process | None = follower
+        self.journalctl = journalctl
         self.mark = ""  # made at stop(): nobody can have written it before
         self.out = out
         self.marked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -59,14 +60,14 @@ class JournalView:
         follower = await asyncio.create_subprocess_exec(
             *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, limit=MAX_LINE
         )
-        return cls(follower, out)
+        return cls(follower, journalctl, out)
 
     async def stop(self) -> None:
         """Once the unit has ended: what it logged, to the last line."""
         follower, self.follower = self.follower, None
         if follower is None:
             return
-        await _run(lookup.executable("journalctl", "systemd"), "--sync")  # (root only)
+        await _run(self.journalctl, "--sync")  # (root only)
         self.mark = f"runas-podman: end of the journal of this run {os.urandom(8).hex()}"
         _log(self.mark)
         with contextlib.suppress(TimeoutError):
